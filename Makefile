@@ -1,0 +1,17 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+DEMO_OUT ?= demo_output
+
+.PHONY: install demo test
+
+# torch first, pinned: here 2.13.0 is a local CPU wheel; an unpinned torch pulls GBs of CUDA packages.
+install:
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[test,demo]'
+
+demo: install
+	$(PYTHON) -m pipeline demo --output $(DEMO_OUT)
+
+test: install
+	$(PYTHON) -m pytest -q -n 2 --durations=15 tests

@@ -1,0 +1,37 @@
+# Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
+"""Full-volume SR inference: baselines, networks (sliding window / slice-wise), file and cohort runs."""
+
+from __future__ import annotations
+
+from pipeline.inference.baselines import BASELINE_NAMES, InterpolationSR, ZeroFilledKSpaceSR, make_baseline
+from pipeline.inference.interpolation import interpolate_array, interpolate_volume
+from pipeline.inference.kspace import zero_fill_array, zero_filled_upsample
+from pipeline.inference.methods import available_bundles, load_bundle_method, load_method, load_weights
+from pipeline.inference.network_method import NetworkSR, choose_slice_axis
+from pipeline.inference.run import output_is_complete, resolve_zoom, super_resolve_file
+from pipeline.inference.scaling import robust_intensity_scale
+from pipeline.inference.sidecar import read_sidecar, sidecar_path, software_versions
+
+__all__ = [
+    "BASELINE_NAMES",
+    "InterpolationSR",
+    "NetworkSR",
+    "ZeroFilledKSpaceSR",
+    "available_bundles",
+    "choose_slice_axis",
+    "interpolate_array",
+    "interpolate_volume",
+    "load_bundle_method",
+    "load_method",
+    "load_weights",
+    "make_baseline",
+    "output_is_complete",
+    "read_sidecar",
+    "resolve_zoom",
+    "robust_intensity_scale",
+    "sidecar_path",
+    "software_versions",
+    "super_resolve_file",
+    "zero_fill_array",
+    "zero_filled_upsample",
+]

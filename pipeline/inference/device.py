@@ -1,0 +1,36 @@
+# Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
+"""Device choice and a memory-aware batch size for patch/slice inference."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["resolve_device", "auto_batch_size"]
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None``/"auto" → CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def auto_batch_size(
+    device: torch.device,
+    patch_voxels: int,
+    *,
+    bytes_per_voxel: int = 4096,
+    cpu_batch: int = 4,
+    max_batch: int = 64,
+) -> int:
+    """Patches/slices per forward pass that fit the device.
+
+    On CUDA: a quarter of the free memory divided by an activation-footprint estimate
+    ``patch_voxels * bytes_per_voxel`` (the default 4 KiB per voxel covers the widest networks
+    here: 128 fp16/fp32 feature maps plus the intermediates autograd-free inference keeps), clipped
+    to ``[1, max_batch]``. On CPU: ``cpu_batch`` (memory is rarely the limit; cores are).
+    """
+    if device.type != "cuda":
+        return cpu_batch
+    free, _ = torch.cuda.mem_get_info(device)
+    return int(max(1, min(max_batch, (free // 4) // max(1, patch_voxels * bytes_per_voxel))))

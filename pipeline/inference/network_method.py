@@ -1,0 +1,181 @@
+# Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
+"""Super-resolve whole 3D volumes with a trained 2D or 3D network.
+
+3D networks run through MONAI's sliding-window inference over patches. 2D networks run slice-wise:
+the volume's slices across ``slice_axis`` become a batch, and each batch of slices goes through
+a 2D sliding window (MONAI's ``SliceInferer`` runs one slice at a time; batching the slices is
+several times faster). Networks that upsample (output = factor × input size) are handled by the
+inferer's zoom detection.
+
+Patch borders: a convolution sees zero padding at a patch's edge where the whole volume has
+real neighbours. ``margin`` = 0 blends patches with MONAI's modes (``blend_mode``); ``margin`` > 0
+keeps only each patch's centre (:mod:`pipeline.inference.tiling`, as seed 003 does with 70³
+patches and a margin of 3), which equals a whole-volume pass when the network's receptive-field
+radius is at most ``margin``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from monai.inferers import sliding_window_inference
+
+from pipeline.inference.device import auto_batch_size, resolve_device
+from pipeline.inference.interpolation import INTERPOLATION_ORDERS, interpolate_volume
+from pipeline.inference.kspace import zero_filled_upsample
+from pipeline.inference.scaling import robust_intensity_scale
+from pipeline.inference.tiling import margin_crop_inference
+from pipeline.transforms.grid import zoomed_affine
+
+__all__ = ["NetworkSR", "choose_slice_axis"]
+
+Upsampling = Literal["network", "cubic", "linear", "nearest", "kspace"]
+
+
+def choose_slice_axis(zoom: Sequence[float]) -> int:
+    """The spatial axis to slice across for a 2D network.
+
+    The slices must contain the upsampled axes: slice across the last axis that is not upsampled
+    (with no upsampling at all: axis 2, axial slices of a RAS-like volume).
+    """
+    z = np.asarray(zoom, dtype=float)
+    untouched = np.flatnonzero(np.isclose(z, 1.0))
+    if len(untouched) == 0:
+        raise ValueError(f"a 2D network cannot upsample all three axes (zoom {tuple(z)}); use a 3D network")
+    return int(untouched[-1])
+
+
+class NetworkSR:
+    """A trained SR network as a full-volume method: ``sr = method(lr, zoom)``.
+
+    Steps: scale intensities by the LR's robust maximum (:func:`robust_intensity_scale`, the
+    same scaling used in training); bring the LR onto the HR grid first when the network keeps
+    the size (``upsampling`` = "cubic"/"linear"/"nearest" interpolation or "kspace" zero-filling);
+    run the network patch-wise (3D) or slice-wise (2D); undo the scaling; set the SR grid's affine.
+
+    Args:
+        network: ``torch.nn.Module`` mapping (B, 1, *patch) to (B, 1, *patch × network factor).
+        spatial_dims: 2 (slice-wise) or 3 (patch-wise).
+        upsampling: "network" when the network itself upsamples (MRLNet, RRLSRN), otherwise the
+            interpolation that puts the LR on the HR grid before the network.
+        roi_size: patch size in voxels (3D) or in-plane slice tile size (2D); ``None`` for 2D
+            means whole slices.
+        overlap: sliding-window overlap fraction.
+        margin: voxels cropped from each patch edge inside the volume (see the module
+            docstring); 0 = MONAI sliding-window blending with ``overlap`` and ``blend_mode``.
+        blend_mode: "constant" or "gaussian" (MONAI ``BlendMode``).
+        batch_size: patches or slices per forward pass; ``None`` chooses from device memory.
+        slice_axis: spatial axis (0-2) to slice across for 2D networks; ``None`` = from the zoom.
+        device: "auto" (CUDA if present), "cpu", "cuda:0"...
+        amp: autocast to float16 on CUDA.
+        name: the method's name in outputs and tables.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        *,
+        spatial_dims: int,
+        upsampling: Upsampling,
+        roi_size: Sequence[int] | int | None = None,
+        overlap: float = 0.25,
+        margin: int = 0,
+        blend_mode: str = "gaussian",
+        batch_size: int | None = None,
+        slice_axis: int | None = None,
+        device: str | torch.device | None = "auto",
+        amp: bool = True,
+        name: str = "network",
+    ) -> None:
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+        if upsampling not in ("network", "kspace", *INTERPOLATION_ORDERS):
+            raise ValueError(f"unknown upsampling {upsampling!r}")
+        if spatial_dims == 3 and roi_size is None:
+            raise ValueError("a 3D network needs a roi_size (patch size in voxels)")
+        if not 0.0 <= overlap < 1.0:
+            raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+        if margin < 0:
+            raise ValueError(f"margin must be >= 0, got {margin}")
+        if slice_axis is not None and slice_axis not in (0, 1, 2):
+            raise ValueError(f"slice_axis must be 0, 1 or 2, got {slice_axis}")
+        self.device = resolve_device(device)
+        self.network = network.to(self.device).eval()
+        self.spatial_dims = spatial_dims
+        self.upsampling = upsampling
+        self.roi_size = roi_size
+        self.overlap = overlap
+        self.margin = margin
+        self.blend_mode = blend_mode
+        self.batch_size = batch_size
+        self.slice_axis = slice_axis
+        self.amp = amp and self.device.type == "cuda"
+        self.name = name
+        self.last_runtime_s: float | None = None
+
+    def _to_hr_grid(self, lr: MetaTensor, zoom: Sequence[float]) -> MetaTensor:
+        if self.upsampling == "kspace":
+            return zero_filled_upsample(lr, zoom)
+        return interpolate_volume(lr, zoom, INTERPOLATION_ORDERS[self.upsampling])
+
+    def _roi(self, shape: Sequence[int]) -> tuple[int, ...]:
+        if self.roi_size is None:
+            return tuple(shape)
+        roi = [self.roi_size] * len(shape) if isinstance(self.roi_size, int) else list(self.roi_size)
+        return tuple(min(int(r), int(s)) for r, s in zip(roi, shape))
+
+    def _windows(self, batch: torch.Tensor, roi: Sequence[int], sw_batch_size: int) -> torch.Tensor:
+        if self.margin > 0:
+            return margin_crop_inference(batch, roi, self.margin, self.network, sw_batch_size, self.device)
+        return sliding_window_inference(
+            batch.to(self.device),
+            roi_size=roi,
+            sw_batch_size=sw_batch_size,
+            predictor=self.network,
+            overlap=self.overlap,
+            mode=self.blend_mode,
+            padding_mode="replicate",
+        )
+
+    def _run_3d(self, volume: torch.Tensor) -> torch.Tensor:
+        roi = self._roi(volume.shape[1:])
+        sw_batch_size = self.batch_size or auto_batch_size(self.device, int(np.prod(roi)))
+        return self._windows(volume[None], roi, sw_batch_size)[0]
+
+    def _run_2d(self, volume: torch.Tensor, axis: int) -> torch.Tensor:
+        slices = volume[0].movedim(axis, 0)[:, None]  # (S, 1, H, W)
+        roi = self._roi(slices.shape[2:])
+        batch = self.batch_size or auto_batch_size(self.device, int(np.prod(roi)))
+        outputs = [self._windows(slices[i : i + batch], roi, batch).cpu() for i in range(0, len(slices), batch)]
+        return torch.cat(outputs)[:, 0].movedim(0, axis)[None]
+
+    @torch.no_grad()
+    def __call__(self, lr: MetaTensor, zoom: Sequence[float]) -> MetaTensor:
+        """Super-resolve a (1, X, Y, Z) LR volume onto the grid zoomed by ``zoom``.
+
+        Returns:
+            (1, X·zx, Y·zy, Z·zz) float32 ``MetaTensor`` in the input's intensity units, with the
+            zoomed grid's affine and the input's other metadata.
+        """
+        start = time.perf_counter()
+        zoom = [float(z) for z in zoom]
+        scale = robust_intensity_scale(lr)
+        source = lr if self.upsampling == "network" else self._to_hr_grid(lr, zoom)
+        volume = source.as_tensor().float() / scale
+        axis = self.slice_axis if self.slice_axis is not None else choose_slice_axis(zoom)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            out = self._run_3d(volume) if self.spatial_dims == 3 else self._run_2d(volume, axis)
+        out = out.float().cpu() * scale
+        in_shape = np.asarray(lr.shape[1:])
+        actual_zoom = np.asarray(out.shape[1:]) / in_shape
+        if not np.allclose(actual_zoom, zoom, atol=0.5 / in_shape.min()):
+            raise RuntimeError(f"{self.name}: network output shape {tuple(out.shape[1:])} does not match zoom {zoom}")
+        meta = {k: v for k, v in lr.meta.items() if k != "affine"}
+        meta["spatial_shape"] = np.asarray(out.shape[1:])
+        self.last_runtime_s = time.perf_counter() - start
+        return MetaTensor(out, affine=torch.as_tensor(zoomed_affine(lr.affine, actual_zoom)), meta=meta)

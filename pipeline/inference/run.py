@@ -1,0 +1,103 @@
+# Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
+"""Super-resolve one file: read, choose the zoom, run a method, write NIfTI + JSON sidecar atomically."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from pipeline.inference.sidecar import read_sidecar, sidecar_path, software_versions
+from pipeline.io import atomic_write_json, ensure_not_input, load_volume, save_nifti
+from pipeline.transforms.grid import spacing_from_affine
+
+__all__ = ["resolve_zoom", "super_resolve_file", "output_is_complete"]
+
+
+def resolve_zoom(
+    input_path: str | os.PathLike,
+    spacing: Sequence[float],
+    *,
+    scale: Sequence[float] | None = None,
+    target_spacing: Sequence[float] | None = None,
+) -> tuple[list[float], dict[str, Any] | None]:
+    """The zoom per axis (output voxels per input voxel) and the degradation record, if any.
+
+    Order of precedence: explicit ``scale`` (3 values), ``target_spacing`` in mm (3 values;
+    zoom = spacing / target), else the ``degradation.factors`` in the input's JSON sidecar
+    (written by ``mrisr degrade``).
+    """
+    sidecar = read_sidecar(input_path) or {}
+    degradation = sidecar.get("degradation")
+    if scale is not None:
+        zoom = [float(s) for s in scale]
+    elif target_spacing is not None:
+        zoom = [float(s) / float(t) for s, t in zip(spacing, target_spacing)]
+    elif degradation and "factors" in degradation:
+        zoom = [float(f) for f in degradation["factors"]]
+    else:
+        raise ValueError(
+            f"{input_path}: no scale given and no degradation sidecar ({sidecar_path(input_path).name}); "
+            "pass --scale SX SY SZ or --target-spacing"
+        )
+    if len(zoom) != 3 or any(z <= 0 for z in zoom):
+        raise ValueError(f"{input_path}: scale must be three positive numbers, got {zoom}")
+    return zoom, degradation
+
+
+def output_is_complete(output_path: str | os.PathLike) -> bool:
+    """True when the output NIfTI and its sidecar exist and agree (shape), i.e. a finished job."""
+    out = Path(output_path)
+    meta = read_sidecar(out)
+    if not out.is_file() or not meta or meta.get("status") != "complete":
+        return False
+    try:
+        return list(nib.load(str(out)).shape) == list(meta.get("output_shape", []))
+    except Exception:  # a corrupt or foreign file is not a finished job
+        return False
+
+
+def super_resolve_file(
+    method: Any,
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    *,
+    scale: Sequence[float] | None = None,
+    target_spacing: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """Super-resolve ``input_path`` into ``output_path`` (NIfTI) plus its JSON sidecar.
+
+    The output keeps the input's qform/sform codes and intensity units; its affine is the zoomed
+    grid's. Both files are written through temporary names; the sidecar, written last, marks the
+    job complete. Returns the sidecar dict.
+    """
+    ensure_not_input(output_path, [input_path])
+    ensure_not_input(sidecar_path(output_path), [input_path])
+    lr = load_volume(input_path)
+    spacing = spacing_from_affine(lr.affine)
+    zoom, degradation = resolve_zoom(input_path, spacing, scale=scale, target_spacing=target_spacing)
+    sr = method(lr, zoom)
+    save_nifti(sr, output_path, inputs=[input_path])
+    record = {
+        "status": "complete",
+        "method": method.name,
+        "bundle": getattr(method, "bundle_info", None),
+        "input": str(Path(input_path).resolve()),
+        "scale": zoom,
+        "degradation": degradation,
+        "input_shape": list(lr.shape[1:]),
+        "output_shape": list(sr.shape[1:]),
+        "input_spacing_mm": [round(float(s), 6) for s in spacing],
+        "output_spacing_mm": [round(float(s), 6) for s in spacing_from_affine(sr.affine)],
+        "runtime_s": round(float(method.last_runtime_s or 0.0), 3),
+        "device": str(getattr(method, "device", "cpu")),
+        "software": software_versions(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    atomic_write_json(sidecar_path(output_path), record)
+    return record

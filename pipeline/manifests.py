@@ -1,0 +1,109 @@
+# Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
+"""Dataset manifests: CSV files with one row per scan (schema in ``data_manifests/README.md``).
+
+Required columns: ``subject_id`` and at least one of ``hr``/``lr``. Optional: ``lr``, ``mask``,
+``labels``, ``split`` (train/val/test), ``session``, ``scan_id`` and any free metadata. Relative
+paths resolve against ``data_root`` when given, else against the manifest's own folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["PATH_COLUMNS", "ManifestError", "read_manifest", "scan_id", "row_path"]
+
+PATH_COLUMNS = ("hr", "lr", "mask", "labels")
+SPLITS = ("train", "val", "test")
+
+
+class ManifestError(ValueError):
+    """A manifest is unreadable or breaks the schema; the message names the file and the row/column."""
+
+
+def _resolve(value: object, base: Path) -> str | None:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or str(value).strip() == "":
+        return None
+    path = Path(str(value).strip()).expanduser()
+    return str(path if path.is_absolute() else (base / path).resolve())
+
+
+def read_manifest(
+    path: str | os.PathLike,
+    *,
+    data_root: str | os.PathLike | None = None,
+    split: str | None = None,
+    require: tuple[str, ...] = (),
+) -> pd.DataFrame:
+    """Read and validate a manifest; return its rows with absolute paths.
+
+    Args:
+        path: the CSV file.
+        data_root: folder that relative paths resolve against (default: the manifest's folder).
+        split: keep only rows whose ``split`` equals this (``train``, ``val`` or ``test``).
+        require: columns every kept row must fill (e.g. ``("hr", "mask")`` for evaluation).
+
+    Returns:
+        DataFrame with a ``scan_id`` column (from the CSV, else ``subject_id`` plus ``session``)
+        and path columns resolved to absolute strings or ``None``.
+
+    Raises:
+        FileNotFoundError: the manifest is missing.
+        ManifestError: missing columns, empty paths in required columns, duplicate scan ids,
+            an unknown split, or no rows left after filtering.
+    """
+    manifest = Path(path).expanduser()
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest}: manifest not found")
+    try:
+        table = pd.read_csv(manifest, dtype=str, keep_default_na=False, comment="#")
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ManifestError(f"{manifest}: not a readable CSV: {err}") from err
+    table.columns = [c.strip() for c in table.columns]
+    if "subject_id" not in table.columns:
+        raise ManifestError(f"{manifest}: missing required column 'subject_id' (columns: {list(table.columns)})")
+    if not {"hr", "lr"} & set(table.columns):
+        raise ManifestError(f"{manifest}: needs an 'hr' or an 'lr' column")
+    if "split" in table.columns:
+        unknown = sorted(set(table["split"]) - set(SPLITS) - {""})
+        if unknown:
+            raise ManifestError(f"{manifest}: unknown split value(s) {unknown}; use {SPLITS}")
+    if split is not None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if "split" not in table.columns:
+            raise ManifestError(f"{manifest}: no 'split' column to select '{split}' rows from")
+        table = table[table["split"] == split]
+    if table.empty:
+        raise ManifestError(f"{manifest}: no rows" + (f" with split '{split}'" if split else ""))
+    base = Path(data_root).expanduser().resolve() if data_root is not None else manifest.resolve().parent
+    table = table.copy()
+    for column in PATH_COLUMNS:
+        if column in table.columns:
+            table[column] = [_resolve(v, base) for v in table[column]]
+    for column in require:
+        if column not in table.columns:
+            raise ManifestError(f"{manifest}: missing column '{column}'")
+        empty = table.index[table[column].isna()].tolist()
+        if empty:
+            raise ManifestError(f"{manifest}: column '{column}' is empty in row(s) {[i + 2 for i in empty]}")
+    if "scan_id" not in table.columns or (table["scan_id"] == "").any():
+        session = table["session"] if "session" in table.columns else ""
+        table["scan_id"] = [f"{s}_{x}" if x else str(s) for s, x in zip(table["subject_id"], session)]
+    duplicated = table["scan_id"][table["scan_id"].duplicated()].tolist()
+    if duplicated:
+        raise ManifestError(f"{manifest}: duplicate scan ids {duplicated} (add a 'scan_id' or 'session' column)")
+    return table.reset_index(drop=True)
+
+
+def scan_id(row: pd.Series) -> str:
+    """The scan's identifier, safe to use in file names."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(row["scan_id"]))
+
+
+def row_path(row: pd.Series, column: str) -> str | None:
+    """The absolute path in ``column`` of a manifest row, or ``None`` when absent/empty."""
+    value = row.get(column)
+    return None if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
