@@ -10,6 +10,8 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
+torch.set_num_threads(1)  # pytest-xdist runs one worker per core; more threads only contend
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO_ROOT.parent / "shared" / "data").resolve()
 needs_shared_data = pytest.mark.skipif(

@@ -29,8 +29,8 @@ def resolve_zoom(
     """The zoom per axis (output voxels per input voxel) and the degradation record, if any.
 
     Order of precedence: explicit ``scale`` (3 values), ``target_spacing`` in mm (3 values;
-    zoom = spacing / target), else the ``degradation.factors`` in the input's JSON sidecar
-    (written by ``mrisr degrade``).
+    zoom = spacing / target), else the grid change recorded in the input's JSON sidecar by
+    ``mrisr degrade`` (LR spacing / HR spacing: 1 for degradations that stay on the HR grid).
     """
     sidecar = read_sidecar(input_path) or {}
     degradation = sidecar.get("degradation")
@@ -38,8 +38,10 @@ def resolve_zoom(
         zoom = [float(s) for s in scale]
     elif target_spacing is not None:
         zoom = [float(s) / float(t) for s, t in zip(spacing, target_spacing)]
-    elif degradation and "factors" in degradation:
-        zoom = [float(f) for f in degradation["factors"]]
+    elif degradation and {"input_spacing_mm", "output_spacing_mm"} <= set(degradation):
+        first = (sidecar.get("degradation_history") or [degradation])[0]  # chained: back to the original HR
+        original = first.get("input_spacing_mm", degradation["input_spacing_mm"])
+        zoom = [float(o) / float(i) for o, i in zip(degradation["output_spacing_mm"], original)]
     else:
         raise ValueError(
             f"{input_path}: no scale given and no degradation sidecar ({sidecar_path(input_path).name}); "

@@ -1,0 +1,79 @@
+# Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
+"""Pieces every ``mrisr`` subcommand shares: single file vs manifest inputs, cohort reporting."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipeline.cohort import run_cohort
+from pipeline.inference.run import output_is_complete
+from pipeline.manifests import read_manifest, row_path, scan_id
+
+__all__ = ["add_input_arguments", "run_single_or_cohort", "fail"]
+
+
+def add_input_arguments(parser: argparse.ArgumentParser, *, default_column: str) -> None:
+    """``INPUT -o OUTPUT`` for one file, or ``--manifest M --output-dir D`` for a cohort."""
+    parser.add_argument("input", nargs="?", help="input volume (NIfTI, MHA/NRRD or a DICOM folder)")
+    parser.add_argument("-o", "--output", help="output NIfTI path (single-file mode)")
+    parser.add_argument("--manifest", help="CSV manifest: run over its rows instead of one file")
+    parser.add_argument("--output-dir", help="output folder (manifest mode)")
+    parser.add_argument("--split", choices=("train", "val", "test"), help="only the manifest rows of this split")
+    parser.add_argument("--data-root", help="folder that the manifest's relative paths resolve against")
+    parser.add_argument("--column", default=default_column, help=f"manifest column with the inputs (default: {default_column})")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def fail(message: str) -> int:
+    print(f"mrisr: error: {message}", file=sys.stderr)
+    return 1
+
+
+def run_single_or_cohort(
+    args: argparse.Namespace,
+    job: Callable[[str, Path, Any], Any],
+    *,
+    suffix: str,
+    description: str,
+    skip_complete: bool = False,
+) -> int:
+    """Run ``job(input_path, output_path, row)`` on one file or on every manifest row.
+
+    Manifest mode writes ``<output-dir>/<scan_id>_<suffix>.nii.gz`` per row, goes on past a bad
+    row, writes ``<output-dir>/failures.csv`` and returns 1 if any row failed. With
+    ``skip_complete``, rows whose output and sidecar are complete are skipped (resume).
+    Single-file mode returns 1 with the error on stderr. Exit code 0 means every job succeeded.
+    """
+    if args.manifest is None:
+        if args.input is None or args.output is None:
+            return fail("give INPUT and -o OUTPUT, or --manifest and --output-dir")
+        try:
+            job(args.input, Path(args.output), None)
+        except Exception as err:  # every failure becomes a message and a non-zero exit
+            return fail(str(err))
+        print(f"wrote {args.output}")
+        return 0
+    if args.output_dir is None:
+        return fail("--manifest needs --output-dir")
+    try:
+        table = read_manifest(args.manifest, data_root=args.data_root, split=args.split, require=(args.column,))
+    except (OSError, ValueError) as err:
+        return fail(str(err))
+    out_dir = Path(args.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = {scan_id(row): out_dir / f"{scan_id(row)}_{suffix}.nii.gz" for _, row in table.iterrows()}
+    items = [
+        (scan_id(row), str(row_path(row, args.column)), lambda row=row: job(row_path(row, args.column), outputs[scan_id(row)], row))
+        for _, row in table.iterrows()
+    ]
+    is_done = (lambda s: output_is_complete(outputs[s])) if skip_complete else (lambda s: False)
+    report = run_cohort(items, is_done=is_done, description=description, progress=not args.no_progress)
+    failures = report.write_failures(out_dir / "failures.csv")
+    print(f"{description}: {report.summary()}; outputs in {out_dir}")
+    if failures:
+        print(f"failures listed in {failures}", file=sys.stderr)
+    return 0 if report.ok else 1

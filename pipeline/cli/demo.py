@@ -1,0 +1,24 @@
+# Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
+"""``mrisr demo``: the embedded end-to-end demo on the MNI152 template (see :mod:`pipeline.demo`)."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_parser"]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="run preprocessing, LR synthesis and SR with every bundle on the MNI152 template"
+    )
+    parser.add_argument("--output", default="demo_output", help="output folder (default demo_output)")
+    parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda:0...")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.demo import run_demo
+
+    run_demo(args.output, device=args.device)
+    return 0

@@ -1,0 +1,30 @@
+# Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
+"""The ``mrisr`` command (also ``python -m pipeline``).
+
+Exit codes: 0 success; 1 a file or a manifest row failed (the error names it; cohort runs list
+failures in ``failures.csv`` and still finish the other rows); 2 bad command-line usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import pipeline
+from pipeline.cli import degrade, demo, evaluate, infer, preprocess
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mrisr", description="Brain MRI super-resolution pipeline (MONAI).")
+    parser.add_argument("--version", action="version", version=f"mrisr {pipeline.__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for module in (preprocess, degrade, infer, evaluate, demo):
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))

@@ -1,0 +1,77 @@
+# Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
+"""Preprocess one file: brain mask, N4 bias-field correction, intensity normalisation."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.inference.sidecar import sidecar_path, software_versions
+from pipeline.io import atomic_write_json, ensure_not_input, load_volume, save_nifti
+from pipeline.transforms import BrainMask, N4BiasFieldCorrection, NormalizeIntensityInMask
+
+__all__ = ["preprocess_file", "mask_path_for"]
+
+
+def mask_path_for(output_path: str | os.PathLike) -> Path:
+    """``x.nii.gz`` → ``x_mask.nii.gz``: where a computed brain mask is written."""
+    path = Path(output_path)
+    stem = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem
+    return path.with_name(f"{stem}_mask.nii.gz")
+
+
+def preprocess_file(
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    *,
+    mask_path: str | os.PathLike | None = None,
+    n4: bool = True,
+    normalize: bool = True,
+    shrink_factor: int = 4,
+    n4_iterations: tuple[int, ...] = (50, 50, 50, 50),
+) -> dict[str, Any]:
+    """Preprocess ``input_path`` into ``output_path`` (+ ``_mask.nii.gz`` and a JSON sidecar).
+
+    Steps: brain mask (read from ``mask_path`` or computed with :class:`BrainMask`), N4 inside the
+    mask, robust percentile normalisation inside the mask. The sidecar records the steps and the
+    normalisation parameters, so :class:`DenormalizeIntensity` can return to the input's units.
+    """
+    outputs = [Path(output_path), mask_path_for(output_path), sidecar_path(output_path)]
+    for out in outputs:
+        ensure_not_input(out, [input_path, mask_path])
+    image = load_volume(input_path)
+    steps: list[str] = []
+    if mask_path is not None:
+        mask = load_volume(mask_path) > 0.5
+        if tuple(mask.shape) != tuple(image.shape):
+            raise ValueError(f"{mask_path}: mask shape {tuple(mask.shape[1:])} differs from image {tuple(image.shape[1:])}")
+        steps.append(f"mask from {mask_path}")
+    else:
+        mask = BrainMask()(image)
+        steps.append("brain mask (BrainMask)")
+    if n4:
+        image = N4BiasFieldCorrection(shrink_factor=shrink_factor, iterations=n4_iterations)(image, mask=mask)
+        steps.append(f"N4 (shrink {shrink_factor}, iterations {list(n4_iterations)})")
+    normalization = None
+    if normalize:
+        image = NormalizeIntensityInMask()(image, mask=mask)
+        normalization = image.meta.get("intensity_normalization")
+        steps.append("percentile normalisation in mask")
+    save_nifti(image, output_path, inputs=[input_path, mask_path])
+    if mask_path is None:
+        save_nifti(mask, mask_path_for(output_path), dtype=np.uint8, inputs=[input_path])
+    record = {
+        "status": "complete",
+        "source": str(Path(input_path).resolve()),
+        "steps": steps,
+        "intensity_normalization": normalization,
+        "mask": str(mask_path_for(output_path) if mask_path is None else Path(mask_path).resolve()),
+        "software": software_versions(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    atomic_write_json(sidecar_path(output_path), record)
+    return record
