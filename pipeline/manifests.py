@@ -47,7 +47,7 @@ def read_manifest(
 
     Returns:
         DataFrame with a ``scan_id`` column (from the CSV, else ``subject_id`` plus ``session``)
-        and path columns resolved to absolute strings or ``None``.
+        and path columns resolved to absolute strings (missing values for empty cells).
 
     Raises:
         FileNotFoundError: the manifest is missing.
@@ -90,7 +90,7 @@ def read_manifest(
         if empty:
             raise ManifestError(f"{manifest}: column '{column}' is empty in row(s) {[i + 2 for i in empty]}")
     if "scan_id" not in table.columns or (table["scan_id"] == "").any():
-        session = table["session"] if "session" in table.columns else ""
+        session = table["session"] if "session" in table.columns else [""] * len(table)
         table["scan_id"] = [f"{s}_{x}" if x else str(s) for s, x in zip(table["subject_id"], session)]
     duplicated = table["scan_id"][table["scan_id"].duplicated()].tolist()
     if duplicated:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from pipeline.cli.common import add_input_arguments, run_single_or_cohort
 from pipeline.manifests import row_path
-from pipeline.preprocess import preprocess_file
 
 __all__ = ["add_parser"]
 
@@ -30,6 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline.preprocess import preprocess_file  # imports ITK: only when this command runs
+
     def job(source: str, output: Path, row: object) -> None:
         mask = args.mask if row is None else row_path(row, "mask")
         preprocess_file(

@@ -1,0 +1,122 @@
+"""The mrisr command line: single files, manifests, resume, failures and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.cli.main import main
+from tests.conftest import blob_volume
+
+
+def _write(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -> Path:
+    nib.save(nib.Nifti1Image(data, np.eye(4) if affine is None else affine), str(path))
+    return path
+
+
+def _no_partial_files(folder: Path) -> bool:
+    return not [p for p in folder.rglob("*") if ".tmp" in p.name]
+
+
+def test_degrade_then_infer_reads_scale_from_sidecar(nifti_file: Path, tmp_path: Path) -> None:
+    lr = tmp_path / "lr.nii.gz"
+    assert main(["degrade", str(nifti_file), "-o", str(lr), "--protocol", "bicubic-x2", "--no-progress"]) == 0
+    record = json.loads((tmp_path / "lr.json").read_text())
+    assert record["degradation"]["method"] == "antialiased_resize" and record["protocol"] == "bicubic-x2"
+    assert nib.load(str(lr)).shape == (12, 14, 20)
+    sr = tmp_path / "sr.nii.gz"
+    assert main(["infer", str(lr), "-o", str(sr), "--method", "cubic"]) == 0
+    img = nib.load(str(sr))
+    assert img.shape == (24, 28, 20)
+    np.testing.assert_allclose(img.affine, nib.load(str(nifti_file)).affine, atol=1e-6)  # same grid as the HR
+
+
+@pytest.mark.parametrize(
+    "model_args, shape",
+    [
+        (["--model", "kspace", "--factors", "2", "2", "--axes", "0", "1", "--grid", "hr"], (24, 28, 20)),
+        (["--model", "blur", "--factors", "2", "--noise", "rician"], (12, 14, 20)),
+        (["--model", "thick-slice", "--thickness", "6", "--gap", "3", "--axis", "2"], (24, 28, 6)),
+    ],
+)
+def test_degrade_models(nifti_file: Path, tmp_path: Path, model_args: list[str], shape: tuple[int, ...]) -> None:
+    out = tmp_path / "lr.nii.gz"
+    assert main(["degrade", str(nifti_file), "-o", str(out), *model_args]) == 0
+    assert nib.load(str(out)).shape == shape
+
+
+def test_degrade_needs_one_model(nifti_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["degrade", str(nifti_file), "-o", str(tmp_path / "x.nii.gz")]) == 1
+    assert "--protocol or --model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "make_input, message",
+    [
+        (lambda d: d / "missing.nii.gz", "no such file"),
+        (lambda d: (d / "trunc.nii.gz").write_bytes(b"\x1f\x8b\x08\x00garbage") and d / "trunc.nii.gz", "truncated or corrupt"),
+        (lambda d: _write(d / "flat.nii.gz", np.ones((8, 8), np.float32)), "2D image"),
+        (lambda d: _write(d / "four.nii.gz", np.ones((8, 8, 8, 2), np.float32)), "4D image"),
+        (lambda d: _write(d / "nan.nii.gz", np.full((8, 8, 8), np.nan, np.float32)), "no finite values"),
+        (lambda d: _write(d / "zero.nii.gz", np.zeros((8, 8, 8), np.float32)), "constant"),
+    ],
+)
+@pytest.mark.parametrize("command", [["degrade", "--protocol", "bicubic-x2"], ["infer", "--method", "cubic", "--scale", "2", "2", "1"]])
+def test_bad_input_exits_nonzero_without_output(
+    tmp_path: Path, make_input, message: str, command: list[str], capsys: pytest.CaptureFixture
+) -> None:
+    source = make_input(tmp_path)
+    out = tmp_path / "out" / "result.nii.gz"
+    assert main([command[0], str(source), "-o", str(out), *command[1:]]) == 1
+    err = capsys.readouterr().err
+    assert message in err and Path(source).name in err
+    assert not out.exists() and not (tmp_path / "out" / "result.json").exists()
+    assert _no_partial_files(tmp_path)
+
+
+def test_cohort_infer_goes_on_past_bad_rows_and_resumes(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        _write(data / f"s{i}.nii.gz", blob_volume((10, 12, 8), seed=i))
+    (data / "corrupt.nii.gz").write_bytes(b"\x1f\x8b\x08\x00broken")
+    rows = [{"subject_id": f"s{i}", "lr": f"data/s{i}.nii.gz"} for i in range(3)]
+    rows += [{"subject_id": "gone", "lr": "data/missing.nii.gz"}, {"subject_id": "bad", "lr": "data/corrupt.nii.gz"}]
+    manifest = tmp_path / "cohort.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    out = tmp_path / "sr"
+    args = ["infer", "--manifest", str(manifest), "--output-dir", str(out), "--method", "linear", "--scale", "2", "2", "2", "--no-progress"]
+    assert main(args) == 1
+    failures = pd.read_csv(out / "failures.csv")
+    assert sorted(failures["scan_id"]) == ["bad", "gone"]
+    assert failures["error"].str.contains("corrupt.nii.gz").any() and failures["error"].str.contains("missing.nii.gz").any()
+    done = sorted(p.name for p in out.glob("*.nii.gz"))
+    assert done == ["s0_sr-linear.nii.gz", "s1_sr-linear.nii.gz", "s2_sr-linear.nii.gz"]
+    # an interrupted run: one output lost, one truncated mid-write by a crash of an older tool
+    (out / "s0_sr-linear.nii.gz").unlink()
+    (out / "s1_sr-linear.nii.gz").write_bytes(b"\x1f\x8b")
+    before = (out / "s2_sr-linear.nii.gz").stat().st_mtime_ns
+    pd.DataFrame(rows[:3]).to_csv(manifest, index=False)
+    assert main(args) == 0
+    assert (out / "s2_sr-linear.nii.gz").stat().st_mtime_ns == before  # finished scan not redone
+    assert nib.load(str(out / "s1_sr-linear.nii.gz")).shape == (20, 24, 16)
+    assert not (out / "failures.csv").exists()
+    assert _no_partial_files(tmp_path)
+
+
+def test_manifest_errors_are_reported(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("subject,hr\nx,a.nii.gz\n")
+    assert main(["degrade", "--manifest", str(manifest), "--output-dir", str(tmp_path / "o"), "--protocol", "blur-x2"]) == 1
+    assert "subject_id" in capsys.readouterr().err
+
+
+def test_usage_error_exits_2() -> None:
+    with pytest.raises(SystemExit) as err:
+        main(["infer"])
+    assert err.value.code == 2
