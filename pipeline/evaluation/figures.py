@@ -1,0 +1,139 @@
+# Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
+"""Evaluation figures: box plots of per-scan metrics and a side-by-side slice panel with error maps.
+
+Figures are drawn on matplotlib ``Figure`` objects with the Agg canvas (no display needed, and the
+global pyplot backend of the caller is left alone) and saved atomically as PNG.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from pipeline.io.atomic import atomic_path
+
+__all__ = ["PanelSlices", "plot_boxplots", "plot_panel"]
+
+@dataclass
+class PanelSlices:
+    """One 2D slice of HR, LR and each SR method, on the HR grid, for the comparison panel.
+
+    Attributes:
+        scan_id: the scan the slice comes from.
+        slice_axis: the spatial axis sliced across (0, 1 or 2).
+        index: the slice's index along ``slice_axis`` (HR voxels).
+        plane: the anatomical plane of the slice ("sagittal", "coronal", "axial" or "oblique").
+        aspect: displayed pixel height / width: spacing of the slice's second axis / first axis (mm/mm).
+        hr: (A, B) HR slice, the axes being the remaining spatial axes in order.
+        lr: (A, B) LR slice, nearest-neighbour upsampled onto the HR grid.
+        mask: (A, B) boolean brain-mask slice (not empty).
+        sr: method name → (A, B) SR slice.
+        psnr: method name → whole-volume masked PSNR (dB) for the titles.
+    """
+
+    scan_id: str
+    slice_axis: int
+    index: int
+    plane: str
+    aspect: float
+    hr: np.ndarray
+    lr: np.ndarray
+    mask: np.ndarray
+    sr: dict[str, np.ndarray] = field(default_factory=dict)
+    psnr: dict[str, float] = field(default_factory=dict)
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: str | os.PathLike) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    return Path(path)
+
+
+def plot_boxplots(per_scan: pd.DataFrame, path: str | os.PathLike, methods: Sequence[str], title: str = "") -> Path:
+    """Box plots of whole-volume PSNR and SSIM per method, with each scan drawn as a dot.
+
+    Args:
+        per_scan: one row per (scan_id, method) with ``psnr`` (dB) and ``ssim`` columns.
+        path: destination PNG.
+        methods: the methods to show, in order.
+        title: figure title.
+    """
+    fig = _figure(max(6.0, 1.6 * len(methods) + 2), 4.2)
+    axes = fig.subplots(1, 2)
+    for ax, (column, label) in zip(axes, (("psnr", "PSNR in brain mask (dB)"), ("ssim", "SSIM in brain mask"))):
+        data = [per_scan.loc[per_scan["method"] == m, column].astype(float).to_numpy() for m in methods]
+        data = [d[np.isfinite(d)] for d in data]
+        ax.boxplot(data, showfliers=False)
+        ax.set_xticks(range(1, len(methods) + 1), methods, rotation=30, ha="right")
+        for position, values in enumerate(data, start=1):
+            offsets = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else np.zeros(len(values))
+            ax.plot(position + offsets, values, "o", color="tab:blue", alpha=0.6, markersize=4)
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_panel(panel: PanelSlices, path: str | os.PathLike, title: str = "", margin: int = 4) -> Path:
+    """HR, LR and every SR slice on one grey scale (top row), |SR − HR| on one scale below.
+
+    Slices are cropped to the mask's bounding box plus ``margin`` voxels. The grey scale spans
+    the HR slice's range; the error scale spans 0 to the 99.5th percentile of the errors inside
+    the mask over all methods. Slices are drawn with their first axis left→right and their second
+    axis bottom→top (for a RAS volume: right/anterior/superior towards the top-right).
+    """
+    rows, cols = np.nonzero(panel.mask)
+    window = (
+        slice(max(rows.min() - margin, 0), rows.max() + margin + 1),
+        slice(max(cols.min() - margin, 0), cols.max() + margin + 1),
+    )
+    hr = panel.hr[window]
+    names = list(panel.sr)
+    errors = {name: np.abs(panel.sr[name] - panel.hr)[window] for name in names}
+    inside = panel.mask[window]
+    emax = float(np.percentile(np.concatenate([e[inside] for e in errors.values()]), 99.5)) if errors else 1.0
+    emax = emax if emax > 0 else 1.0
+    vmin, vmax = float(hr.min()), float(hr.max())
+
+    columns = 2 + len(names)
+    width = 2.8
+    height = width * hr.shape[1] / hr.shape[0] * panel.aspect
+    fig = _figure(width * columns + 0.9, 2 * (height + 0.5) + 0.4)
+    axes = fig.subplots(2, columns, squeeze=False)
+
+    def show(ax: Axes, image: np.ndarray, label: str, **kwargs: object) -> object:
+        handle = ax.imshow(image.T, origin="lower", aspect=panel.aspect, interpolation="nearest", **kwargs)
+        ax.set_title(label, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return handle
+
+    show(axes[0, 0], hr, "HR", cmap="gray", vmin=vmin, vmax=vmax)
+    show(axes[0, 1], panel.lr[window], "LR (nearest, for display)", cmap="gray", vmin=vmin, vmax=vmax)
+    error_handle = None
+    for column, name in enumerate(names, start=2):
+        label = f"{name}\nPSNR {panel.psnr[name]:.2f} dB"
+        show(axes[0, column], panel.sr[name][window], label, cmap="gray", vmin=vmin, vmax=vmax)
+        error_handle = show(axes[1, column], errors[name], f"|{name} − HR|", cmap="inferno", vmin=0.0, vmax=emax)
+    for ax in axes[1, :2]:
+        ax.axis("off")
+    if error_handle is not None:
+        fig.colorbar(error_handle, ax=list(axes[1, 2:]), shrink=0.9, label="|error| (HR intensity units)")
+    where = f"scan {panel.scan_id}, {panel.plane} slice {panel.index} across axis {panel.slice_axis}"
+    fig.suptitle(f"{title} — {where}" if title else where, fontsize=10)
+    return _save(fig, path)

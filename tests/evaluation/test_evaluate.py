@@ -1,0 +1,140 @@
+# Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
+"""End to end: evaluate_cohort on a manifest of tiny synthetic NIfTI volumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from pipeline.evaluation import PER_SCAN_COLUMNS, evaluate_cohort
+from pipeline.protocols import get_protocol
+from tests.conftest import blob_volume
+
+SHAPE = (25, 28, 21)  # odd sizes: the protocols crop to a multiple of their zoom
+AFFINE = np.diag([1.0, 1.0, 1.2, 1.0])
+BASELINES = ["nearest", "linear", "cubic", "kspace_zero_filled"]
+
+
+def write_nifti(path: Path, data: np.ndarray) -> str:
+    img = nib.Nifti1Image(data, AFFINE)
+    img.set_qform(AFFINE, code=1)
+    img.set_sform(AFFINE, code=1)
+    nib.save(img, str(path))
+    return path.name
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> Path:
+    """Three val rows: s1 with a mask, s2 without (HR > 0 is used), s3 whose HR file is missing."""
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in SHAPE], indexing="ij"))
+    brain = (grid**2).sum(0) < 0.7
+    rows = []
+    for i, name in enumerate(("s1", "s2")):
+        hr = gaussian_filter(blob_volume(SHAPE, seed=i) * brain, 1.0)  # skull-stripped, edges not too hard
+        rows.append(
+            {
+                "subject_id": f"sub-{i}",
+                "scan_id": name,
+                "split": "val",
+                "hr": write_nifti(tmp_path / f"{name}.nii.gz", hr.astype(np.float32)),
+                "mask": write_nifti(tmp_path / f"{name}_mask.nii.gz", brain.astype(np.uint8)) if i == 0 else "",
+            }
+        )
+    rows.append({"subject_id": "sub-2", "scan_id": "s3", "split": "val", "hr": "missing.nii.gz", "mask": ""})
+    rows.append({"subject_id": "sub-3", "scan_id": "t1", "split": "train", "hr": "missing.nii.gz", "mask": ""})
+    path = tmp_path / "manifest.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+class Broken:
+    """An SR method that always fails."""
+
+    name = "broken"
+    last_runtime_s = None
+
+    def __call__(self, lr, zoom):
+        raise RuntimeError("out of memory (simulated)")
+
+
+@pytest.mark.parametrize("protocol", ["bicubic-x2", "kspace-2x2"])
+def test_evaluate_cohort(manifest: Path, tmp_path: Path, protocol: str):
+    out = tmp_path / f"eval_{protocol}"
+    methods = [*BASELINES, Broken()]
+    with pytest.warns(UserWarning) as caught:
+        result = evaluate_cohort(
+            manifest, protocol, methods, out, progress=False, save_volumes=protocol == "kspace-2x2"
+        )
+    messages = [str(w.message) for w in caught]
+    assert any("s2: no mask in the manifest; using HR > 0" in m for m in messages)
+    assert sum("method broken failed" in m for m in messages) == 2
+
+    outputs = ("per_scan_metrics.csv", "summary.csv", "summary.md", "boxplot_psnr_ssim.png", "panel.png", "report.md")
+    for name in outputs:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert not list(out.glob(".*tmp*")), "temporary files left behind"
+
+    per_scan = pd.read_csv(out / "per_scan_metrics.csv", dtype={"scan_id": str})
+    assert list(per_scan.columns) == list(PER_SCAN_COLUMNS)
+    assert sorted(per_scan["scan_id"].unique()) == ["s1", "s2"]
+    assert sorted(per_scan["method"].unique()) == sorted(BASELINES)
+    assert per_scan.set_index(["scan_id", "method"])["mask_source"].xs("s2", level=0).eq("hr>0").all()
+    metrics = per_scan[["psnr", "ssim", "nrmse", "psnr_slice", "ssim_slice", "nrmse_slice", "sharpness_rel"]]
+    assert np.isfinite(metrics.to_numpy()).all()
+    assert ((per_scan["ssim"] > 0) & (per_scan["ssim"] <= 1)).all()
+    assert (per_scan["psnr"] > 15).all() and (per_scan["sharpness_rel"] < 1.1).all()
+
+    failures = pd.read_csv(out / "failures.csv", dtype=str, keep_default_na=False)
+    assert list(failures.columns) == ["scan_id", "method", "input", "error_type", "error", "where"]
+    missing = failures[failures["scan_id"] == "s3"]
+    assert len(missing) == 1 and missing["error_type"].item() == "FileNotFoundError" and missing["method"].item() == ""
+    broken = failures[failures["method"] == "broken"]
+    assert sorted(broken["scan_id"]) == ["s1", "s2"]
+    assert not result.ok and len(result.failures) == 3
+
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary["method"].tolist() == BASELINES
+    for column in ("psnr_mean", "psnr_sd", "ssim_mean", "p_psnr_vs_cubic", "p_ssim_vs_cubic", "psnr_gain_vs_cubic"):
+        assert column in summary.columns
+    assert summary.set_index("method").loc["cubic", "n"] == 2
+
+    report = (out / "report.md").read_text(encoding="utf-8")
+    for text in (protocol, get_protocol(protocol).description, "max − min", *outputs[3:5], "monai"):
+        assert text in report
+    assert "missing.nii.gz" in report and "broken" in report
+
+    if protocol == "kspace-2x2":
+        saved = sorted(p.relative_to(out).as_posix() for p in (out / "volumes").rglob("*.nii.gz"))
+        assert saved == sorted(f"volumes/{m}/{s}.nii.gz" for m in BASELINES for s in ("s1", "s2"))
+        assert nib.load(str(out / "volumes" / "cubic" / "s1.nii.gz")).shape == (25, 28, 20)
+        # Zero-filling is the natural inverse of k-space truncation; nearest is worst.
+        psnr = result.summary.set_index("method")["psnr_mean"]
+        assert psnr["kspace_zero_filled"] > psnr["cubic"] > psnr["linear"] > psnr["nearest"]
+
+
+def test_rerun_without_failures_removes_stale_failures(manifest: Path, tmp_path: Path):
+    out = tmp_path / "eval"
+    (out).mkdir()
+    (out / "failures.csv").write_text("stale\n", encoding="utf-8")
+    table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    table = table[table["scan_id"] == "s1"]
+    table.to_csv(manifest, index=False)
+    result = evaluate_cohort(manifest, "bicubic-x2", ["nearest", "cubic"], out, progress=False)
+    assert result.ok and not (out / "failures.csv").exists()
+    assert "failures" not in result.files and "None." in (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_ill_arg(manifest: Path, tmp_path: Path):
+    with pytest.raises(ValueError, match="unknown protocol"):
+        evaluate_cohort(manifest, "nope", ["cubic"], tmp_path / "o", progress=False)
+    with pytest.raises(ValueError, match="unknown method"):
+        evaluate_cohort(manifest, "bicubic-x2", ["cubic", "no-such-method"], tmp_path / "o", progress=False)
+    with pytest.raises(ValueError, match="unique"):
+        evaluate_cohort(manifest, "bicubic-x2", ["cubic", "cubic"], tmp_path / "o", progress=False)
+    with pytest.raises(RuntimeError, match="no scan could be evaluated"):
+        evaluate_cohort(manifest, "bicubic-x2", ["cubic"], tmp_path / "o", split="train", progress=False)
