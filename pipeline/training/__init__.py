@@ -1,0 +1,67 @@
+# Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
+"""Training of the SR networks as MONAI bundle workflows: datasets, engines, metrics, handlers.
+
+Bundle configs (``bundles/<name>/configs/train.json``) build everything from these components:
+:func:`training_dataset` / :func:`validation_dataset` (patch pairs and whole validation volumes made
+on the fly from a manifest and a named degradation protocol), MONAI's ``SupervisedTrainer`` with
+:func:`prepare_sr_batch`, :class:`SRVolumeEvaluator` (full-volume validation through
+``NetworkSR`` with :class:`MaskedPSNR` against a baseline), :class:`BestModelSaver`,
+:class:`ResumableCheckpoint`, :class:`MetricsCSVLogger`, :class:`GradientClipping`, and :class:`WGANGPTrainer` for mDCSRN-GAN.
+"""
+
+from __future__ import annotations
+
+from pipeline.training.datasets import scan_records, training_dataset, validation_dataset
+from pipeline.training.engines import SRVolumeEvaluator, prepare_sr_batch
+from pipeline.training.gan import WGANGPTrainer
+from pipeline.training.handlers import (
+    BestModelSaver,
+    GradientClipping,
+    MetricsCSVLogger,
+    ResumableCheckpoint,
+    loss_from_output,
+    unwrap_module,
+)
+from pipeline.training.metrics import MaskedPSNR, MaskedPSNRGain, masked_psnr
+from pipeline.training.optim import param_groups
+from pipeline.training.patches import RandPairedPatchd, RandPairedPatchD, RandPairedPatchDict, valid_patch_starts
+from pipeline.training.volumes import (
+    UPSAMPLING_MODES,
+    BaselineSRd,
+    LoadVolumed,
+    SynthesizeLRd,
+    input_zoom,
+    to_network_input,
+)
+from pipeline.training.workflow import bundle_workflow, train
+
+__all__ = [
+    "UPSAMPLING_MODES",
+    "BaselineSRd",
+    "BestModelSaver",
+    "GradientClipping",
+    "LoadVolumed",
+    "MaskedPSNR",
+    "MaskedPSNRGain",
+    "MetricsCSVLogger",
+    "RandPairedPatchD",
+    "RandPairedPatchDict",
+    "RandPairedPatchd",
+    "ResumableCheckpoint",
+    "SRVolumeEvaluator",
+    "SynthesizeLRd",
+    "WGANGPTrainer",
+    "bundle_workflow",
+    "input_zoom",
+    "loss_from_output",
+    "masked_psnr",
+    "param_groups",
+    "prepare_sr_batch",
+    "scan_records",
+    "to_network_input",
+    "train",
+    "training_dataset",
+    "unwrap_module",
+    "valid_patch_starts",
+    "validation_dataset",
+]

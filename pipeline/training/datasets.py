@@ -1,0 +1,147 @@
+# Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
+"""Training and validation datasets built from a manifest split and a named degradation protocol.
+
+Training: each scan's HR volume and brain mask are loaded, the LR is synthesised on the fly and
+brought to the network's input grid, all cached once per scan (``CacheDataset``); every access then
+draws fresh random aligned patch pairs inside the mask. One item = ``num_samples`` pairs, so a
+``DataLoader`` batch of ``b`` items holds ``b · num_samples`` patches.
+
+Validation: whole volumes on the LR grid (``NetworkSR`` does the upsampling, as at inference),
+intensities divided by the HR's robust maximum, plus the non-learned baseline, cached per scan.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Literal
+
+from monai.data import CacheDataset
+from monai.transforms import Compose
+
+from pipeline.inference.network_method import choose_slice_axis
+from pipeline.manifests import read_manifest, row_path, scan_id
+from pipeline.protocols import get_protocol
+from pipeline.training.patches import RandPairedPatchd
+from pipeline.training.volumes import BaselineSRd, LoadVolumed, SynthesizeLRd, input_zoom
+
+__all__ = ["scan_records", "training_dataset", "validation_dataset"]
+
+
+def scan_records(
+    manifest: str | os.PathLike,
+    split: str,
+    *,
+    data_root: str | os.PathLike | None = None,
+    max_scans: int | None = None,
+) -> list[dict[str, str]]:
+    """The ``split`` rows of a manifest as ``{"scan_id", "subject_id", "hr", "mask"}`` dicts (absolute paths).
+
+    Args:
+        manifest: CSV manifest (``data_manifests/README.md``); rows need ``hr`` and ``mask``.
+        split: "train", "val" or "test".
+        data_root: folder that relative paths resolve against (default: the manifest's folder).
+        max_scans: keep only the first ``max_scans`` rows (quick runs); ``None`` keeps all.
+    """
+    table = read_manifest(manifest, data_root=data_root, split=split, require=("hr", "mask"))
+    if max_scans is not None:
+        if max_scans < 1:
+            raise ValueError(f"max_scans must be >= 1 or None, got {max_scans}")
+        table = table.iloc[:max_scans]
+    return [
+        {
+            "scan_id": scan_id(row),
+            "subject_id": str(row["subject_id"]),
+            "hr": row_path(row, "hr"),
+            "mask": row_path(row, "mask"),
+        }
+        for _, row in table.iterrows()
+    ]
+
+
+def training_dataset(
+    manifest: str | os.PathLike,
+    protocol: str,
+    upsampling: str,
+    spatial_dims: int,
+    patch_size: Sequence[int],
+    *,
+    split: str = "train",
+    data_root: str | os.PathLike | None = None,
+    num_samples: int = 16,
+    slice_axis: int | None = None,
+    scale_reference: Literal["lr", "hr"] = "lr",
+    max_scans: int | None = None,
+    cache_rate: float = 1.0,
+    num_workers: int = 0,
+    seed: int = 0,
+) -> CacheDataset:
+    """Random aligned patch pairs ``{"lr": (1, *patch), "hr": (1, *patch·zoom), ...}`` of a manifest split.
+
+    Args:
+        manifest: CSV manifest with ``hr`` and ``mask`` columns.
+        protocol: degradation protocol name (``pipeline.protocols``), e.g. "bicubic-x2".
+        upsampling: the network's input grid, as ``NetworkSR``'s ``upsampling``.
+        spatial_dims: 2 (slice patches) or 3.
+        patch_size: patch size on the network input grid (2 or 3 values, see ``spatial_dims``).
+        split: manifest split to use.
+        data_root: folder that relative manifest paths resolve against.
+        num_samples: patch pairs per scan and access.
+        slice_axis: 2D only: axis to slice across; ``None`` = the axis ``NetworkSR`` slices across by
+            default for this zoom (:func:`pipeline.inference.choose_slice_axis`).
+        scale_reference: robust-maximum reference for the intensity scaling ("lr" as at inference).
+        max_scans: use only the first scans (quick runs).
+        cache_rate: fraction of the prepared scans kept in memory.
+        num_workers: threads that prepare the cache.
+        seed: seeds the patch sampler (``set_determinism`` and the DataLoader reseed it as usual).
+    """
+    if spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+    proto = get_protocol(protocol)
+    if spatial_dims == 2 and slice_axis is None:
+        slice_axis = choose_slice_axis(proto.zoom)
+    zoom = input_zoom(proto.zoom, upsampling)
+    sampler = RandPairedPatchd(
+        patch_size, zoom=zoom, num_samples=num_samples, slice_axis=slice_axis if spatial_dims == 2 else None
+    )
+    transform = Compose(
+        [LoadVolumed(["hr", "mask"]), SynthesizeLRd(proto, upsampling, scale_reference=scale_reference), sampler]
+    )
+    transform.set_random_state(seed=seed)
+    records = scan_records(manifest, split, data_root=data_root, max_scans=max_scans)
+    return CacheDataset(
+        records, transform, cache_rate=cache_rate, num_workers=num_workers, progress=False, copy_cache=False
+    )
+
+
+def validation_dataset(
+    manifest: str | os.PathLike,
+    protocol: str,
+    *,
+    split: str = "val",
+    data_root: str | os.PathLike | None = None,
+    baseline: str = "cubic",
+    max_scans: int | None = None,
+    cache_rate: float = 1.0,
+    num_workers: int = 0,
+) -> CacheDataset:
+    """Whole validation volumes ``{"lr", "hr", "mask", "baseline", "scale", "scan_id", ...}``.
+
+    ``lr`` is on the LR grid, (1, x, y, z); ``hr``, ``mask`` (bool) and ``baseline`` are on the HR
+    grid, (1, X, Y, Z); intensities are divided by the HR's robust maximum ``scale``, so PSNR with
+    data range 1 refers to it. Arguments as in :func:`training_dataset`; ``baseline`` names the
+    non-learned method compared against (``pipeline.inference.BASELINE_NAMES``).
+    """
+    proto = get_protocol(protocol)
+    transform = Compose(
+        [
+            LoadVolumed(["hr", "mask"]),
+            SynthesizeLRd(proto, "network", scale_reference="hr"),
+            BaselineSRd(proto.zoom, baseline),
+        ]
+    )
+    records = scan_records(manifest, split, data_root=data_root, max_scans=max_scans)
+    return CacheDataset(
+        records, transform, cache_rate=cache_rate, num_workers=num_workers, progress=False, copy_cache=False
+    )
+

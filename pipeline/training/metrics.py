@@ -1,0 +1,113 @@
+# Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
+"""Validation metrics: PSNR inside the brain mask per volume, and its gain over a baseline.
+
+PSNR here is :math:`10 \\log_{10}(R^2 / \\mathrm{MSE}_{mask})` with the data range :math:`R` in the
+volumes' intensity units. The validation datasets divide every volume by the HR's robust maximum
+(99.5th percentile of positive voxels), so the default :math:`R = 1` is that robust maximum.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from ignite.engine import Engine
+from ignite.exceptions import NotComputableError
+from ignite.metrics import Metric
+from ignite.metrics.metric import reinit__is_reduced, sync_all_reduce
+
+__all__ = ["masked_psnr", "MaskedPSNR", "MaskedPSNRGain"]
+
+
+def masked_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, data_range: float = 1.0) -> float:
+    """PSNR in dB of ``pred`` against ``target`` over the voxels where ``mask`` is true.
+
+    Args:
+        pred: (C, *S) or (*S) prediction.
+        target: same shape as ``pred``.
+        mask: boolean (or 0/1) tensor broadcastable to ``pred``.
+        data_range: peak value :math:`R` in the volumes' units.
+
+    Returns:
+        PSNR in dB (``inf`` for a perfect prediction).
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} shapes differ")
+    inside = torch.broadcast_to(mask.to(pred.device) > 0, pred.shape)
+    if not bool(inside.any()):
+        raise ValueError("the mask is empty")
+    mse = float(((pred.double() - target.double().to(pred.device))[inside] ** 2).mean())
+    return float("inf") if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
+
+
+class MaskedPSNR(Metric):
+    """Mean over volumes of :func:`masked_psnr` (an ignite metric; synchronised across DDP ranks).
+
+    ``output_transform`` must return ``(pred, target, mask)``: batched tensors (B, C, *S) or sequences
+    of per-volume tensors (C, *S), e.g. ``monai.handlers.from_engine(["pred", "label", "mask"])``.
+
+    Args:
+        data_range: peak value of the intensities (1 = the HR's robust maximum in validation data).
+        output_transform: maps the engine output to the update tuple.
+        save_details: also store the per-volume values in ``engine.state.metric_details[name]`` as a
+            (N, 1) tensor, for MONAI's ``MetricsSaver`` (single process only).
+        device: where the running sums live.
+    """
+
+    def __init__(
+        self,
+        data_range: float = 1.0,
+        output_transform: Callable[[Any], Any] = lambda x: x,
+        save_details: bool = False,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if not data_range > 0:
+            raise ValueError(f"data_range must be > 0, got {data_range}")
+        self.data_range = float(data_range)
+        self.save_details = save_details
+        super().__init__(output_transform=output_transform, device=device)
+
+    @reinit__is_reduced
+    def reset(self) -> None:
+        self._sum = torch.tensor(0.0, dtype=torch.float64, device=self._device)
+        self._count = torch.tensor(0, device=self._device)
+        self._values: list[float] = []
+
+    def _value(self, items: Sequence[torch.Tensor]) -> float:
+        pred, target, mask = items
+        return masked_psnr(pred, target, mask, self.data_range)
+
+    @reinit__is_reduced
+    def update(self, output: Sequence[Any]) -> None:
+        for items in zip(*output):
+            value = self._value(items)
+            self._values.append(value)
+            self._sum += value
+            self._count += 1
+
+    @sync_all_reduce("_sum", "_count")
+    def compute(self) -> float:
+        if self._count == 0:
+            raise NotComputableError(f"{type(self).__name__} needs at least one volume")
+        return float(self._sum / self._count)
+
+    def completed(self, engine: Engine, name: str) -> None:
+        super().completed(engine, name)
+        if self.save_details:
+            if not hasattr(engine.state, "metric_details"):
+                engine.state.metric_details = {}  # type: ignore[attr-defined]
+            engine.state.metric_details[name] = torch.tensor(self._values)[:, None]  # type: ignore[attr-defined]
+
+
+class MaskedPSNRGain(MaskedPSNR):
+    """Mean over volumes of ``PSNR(pred) - PSNR(reference)`` in dB, both inside the mask.
+
+    ``output_transform`` must return ``(pred, reference, target, mask)``, e.g.
+    ``from_engine(["pred", "baseline", "label", "mask"])``. Other arguments as :class:`MaskedPSNR`.
+    """
+
+    def _value(self, items: Sequence[torch.Tensor]) -> float:
+        pred, reference, target, mask = items
+        return masked_psnr(pred, target, mask, self.data_range) - masked_psnr(reference, target, mask, self.data_range)

@@ -1,0 +1,169 @@
+# Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
+"""Per-scan preparation for training and validation: load, synthesise the LR, scale, add a baseline.
+
+Each step is a MONAI dictionary transform working on whole (1, X, Y, Z) volumes, so a
+``CacheDataset`` can keep the result per scan and only the random patch sampling
+(:mod:`pipeline.training.patches`) runs every epoch.
+
+The network sees intensities divided by a robust maximum (:func:`robust_intensity_scale`), as in
+:class:`pipeline.inference.NetworkSR`, which divides by the robust maximum of the LR volume it is
+given (on the LR grid). ``scale_reference="lr"`` reproduces that exactly in training;
+``scale_reference="hr"`` divides by the HR volume's robust maximum instead (0.5-2.5 % larger on the
+MALF scans, depending on the protocol), which is what evaluation uses so that PSNR has the data
+range 1 for every method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import MapTransform
+
+from pipeline.inference.baselines import make_baseline
+from pipeline.inference.interpolation import INTERPOLATION_ORDERS, interpolate_volume
+from pipeline.inference.kspace import zero_filled_upsample
+from pipeline.inference.scaling import robust_intensity_scale
+from pipeline.io import load_volume
+from pipeline.protocols import Protocol, crop_to_multiple, get_protocol
+
+__all__ = ["UPSAMPLING_MODES", "LoadVolumed", "SynthesizeLRd", "BaselineSRd", "to_network_input", "input_zoom"]
+
+UPSAMPLING_MODES = ("network", "kspace", *INTERPOLATION_ORDERS)
+
+
+def to_network_input(lr: MetaTensor, zoom: Sequence[float], upsampling: str) -> MetaTensor:
+    """Bring an LR volume (1, x, y, z) onto the network's input grid, with the rule of ``NetworkSR``.
+
+    Args:
+        lr: LR volume on the LR grid.
+        zoom: HR voxels per LR voxel along each axis.
+        upsampling: "network" (the network upsamples itself: the LR grid is kept), "kspace"
+            (zero-filled k-space upsampling) or an interpolation ("nearest", "linear", "cubic").
+
+    Returns:
+        ``lr`` itself for "network", else (1, x·zx, y·zy, z·zz) on the HR grid.
+    """
+    if upsampling not in UPSAMPLING_MODES:
+        raise ValueError(f"upsampling must be one of {UPSAMPLING_MODES}, got {upsampling!r}")
+    if upsampling == "network":
+        return lr
+    if upsampling == "kspace":
+        return zero_filled_upsample(lr, zoom)
+    return interpolate_volume(lr, zoom, INTERPOLATION_ORDERS[upsampling])
+
+
+def input_zoom(zoom: Sequence[float], upsampling: str) -> tuple[int, int, int]:
+    """HR voxels per network-input voxel: the protocol's (integer) zoom for "network", else all ones."""
+    if upsampling != "network":
+        return (1, 1, 1)
+    rounded = tuple(int(round(z)) for z in zoom)
+    if len(rounded) != 3 or any(r < 1 or abs(r - z) > 1e-6 for r, z in zip(rounded, zoom)):
+        raise ValueError(f"a network that upsamples needs an integer zoom >= 1 per axis, got {tuple(zoom)}")
+    return rounded  # type: ignore[return-value]
+
+
+class LoadVolumed(MapTransform):
+    """Read the files named under ``keys`` with :func:`pipeline.io.load_volume` into (1, X, Y, Z) ``MetaTensor``."""
+
+    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = load_volume(d[key])
+        return d
+
+
+class SynthesizeLRd(MapTransform):
+    """Make the (LR, HR, mask) training triple of one scan from its HR volume with a named protocol.
+
+    Steps: crop HR and mask to a multiple of the protocol's zoom; degrade the HR to the LR grid
+    (``Protocol.degrade``, seeded); bring the LR to the network's input grid (:func:`to_network_input`);
+    divide LR and HR by one robust maximum (see the module docstring).
+
+    Args:
+        protocol: a protocol name (``pipeline.protocols.PROTOCOLS``) or a :class:`Protocol`.
+        upsampling: the network's input grid, as ``NetworkSR.upsampling``: "network" keeps the LR grid
+            (also used for validation, where ``NetworkSR`` does the upsampling itself).
+        scale_reference: "lr" (the LR volume's robust maximum, as ``NetworkSR`` does) or "hr".
+        hr_key: HR volume (1, X, Y, Z) in; cropped and scaled HR out.
+        mask_key: brain mask on the HR grid (1, X, Y, Z) in; cropped boolean mask out.
+        lr_key: where the scaled network input is written.
+        scale_key: where the divisor (a float, in the HR file's intensity units) is written.
+        seed: random seed of the degradation (noise); ``None`` = the protocol's own seed.
+
+    Returns (per call):
+        dict with ``lr_key`` (1, *input grid) float32, ``hr_key`` (1, X', Y', Z') float32 (X' = X cropped
+        to a multiple of the zoom), ``mask_key`` (1, X', Y', Z') bool, ``scale_key`` float.
+    """
+
+    def __init__(
+        self,
+        protocol: str | Protocol,
+        upsampling: str,
+        *,
+        scale_reference: Literal["lr", "hr"] = "lr",
+        hr_key: str = "hr",
+        mask_key: str = "mask",
+        lr_key: str = "lr",
+        scale_key: str = "scale",
+        seed: int | None = None,
+    ) -> None:
+        super().__init__([hr_key, mask_key])
+        if upsampling not in UPSAMPLING_MODES:
+            raise ValueError(f"upsampling must be one of {UPSAMPLING_MODES}, got {upsampling!r}")
+        if scale_reference not in ("lr", "hr"):
+            raise ValueError(f"scale_reference must be 'lr' or 'hr', got {scale_reference!r}")
+        self.protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
+        self.upsampling = upsampling
+        self.scale_reference = scale_reference
+        self.hr_key, self.mask_key, self.lr_key, self.scale_key = hr_key, mask_key, lr_key, scale_key
+        self.seed = seed
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        hr, mask = d[self.hr_key], d[self.mask_key]
+        if hr.shape != mask.shape:
+            raise ValueError(f"HR {tuple(hr.shape)} and mask {tuple(mask.shape)} shapes differ")
+        zoom = self.protocol.zoom
+        hr = crop_to_multiple(hr, zoom).float()
+        lr = self.protocol.degrade(hr, seed=self.seed)
+        expected = tuple(int(round(s / z)) for s, z in zip(hr.shape[1:], zoom))
+        if tuple(lr.shape[1:]) != expected:
+            raise ValueError(f"protocol {self.protocol.name}: LR shape {tuple(lr.shape[1:])}, expected {expected}")
+        scale = robust_intensity_scale(lr if self.scale_reference == "lr" else hr)
+        d[self.lr_key] = to_network_input(lr, zoom, self.upsampling) / scale
+        d[self.hr_key] = hr / scale
+        d[self.mask_key] = crop_to_multiple(mask, zoom) > 0
+        d[self.scale_key] = scale
+        return d
+
+
+class BaselineSRd(MapTransform):
+    """Super-resolve ``lr_key`` (LR grid) with a non-learned baseline into ``output_key`` (HR grid).
+
+    Args:
+        zoom: HR voxels per LR voxel along each axis.
+        baseline: a name from ``pipeline.inference.BASELINE_NAMES`` ("cubic" = cubic B-spline).
+        lr_key: LR volume (1, x, y, z).
+        output_key: where the (1, x·zx, y·zy, z·zz) baseline is written.
+    """
+
+    def __init__(
+        self, zoom: Sequence[float], baseline: str = "cubic", lr_key: str = "lr", output_key: str = "baseline"
+    ) -> None:
+        super().__init__([lr_key])
+        self.zoom = [float(z) for z in np.broadcast_to(np.asarray(zoom, dtype=float), (3,))]
+        self.method = make_baseline(baseline)
+        self.output_key = output_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[self.output_key] = self.method(d[key], self.zoom)
+        return d

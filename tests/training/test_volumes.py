@@ -1,0 +1,125 @@
+"""Per-scan preparation (LR synthesis, input grid, scaling, baseline) and the dataset builders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+
+from pipeline.inference import robust_intensity_scale
+from pipeline.protocols import get_protocol
+from pipeline.training import (
+    BaselineSRd,
+    SynthesizeLRd,
+    input_zoom,
+    scan_records,
+    to_network_input,
+    training_dataset,
+    validation_dataset,
+)
+from tests.conftest import blob_volume
+
+
+@pytest.fixture
+def scan() -> dict[str, MetaTensor]:
+    hr = MetaTensor(torch.from_numpy(blob_volume((25, 28, 20)))[None], affine=torch.eye(4))
+    return {"hr": hr, "mask": MetaTensor((hr.as_tensor() > 50).to(torch.uint8), affine=torch.eye(4))}
+
+
+@pytest.mark.parametrize(
+    "protocol,upsampling,lr_shape",
+    [
+        ("bicubic-x2", "network", (12, 14, 20)),
+        ("bicubic-x2", "cubic", (24, 28, 20)),
+        ("bicubic-x2", "linear", (24, 28, 20)),
+        ("kspace-2x2", "kspace", (25, 28, 20)),
+        ("thick-slice-x4", "network", (25, 28, 5)),
+    ],
+)
+def test_synthesize_shapes_and_scale(scan, protocol, upsampling, lr_shape):
+    out = SynthesizeLRd(protocol, upsampling)(scan)
+    hr_shape = tuple(n - n % int(z) for n, z in zip((25, 28, 20), get_protocol(protocol).zoom))
+    assert tuple(out["lr"].shape[1:]) == lr_shape
+    assert tuple(out["hr"].shape[1:]) == hr_shape
+    assert out["mask"].dtype == torch.bool and tuple(out["mask"].shape[1:]) == hr_shape
+    # the HR comes back in its units times 1 / scale, and the scale is the LR's robust maximum
+    cropped = scan["hr"][(slice(None), *(slice(0, n) for n in hr_shape))].as_tensor().float()
+    torch.testing.assert_close(out["hr"].as_tensor() * out["scale"], cropped)
+    lr_grid = get_protocol(protocol).degrade(scan["hr"])
+    assert out["scale"] == pytest.approx(robust_intensity_scale(lr_grid))
+
+
+def test_scale_reference_hr(scan):
+    out = SynthesizeLRd("bicubic-x2", "cubic", scale_reference="hr")(scan)
+    assert out["scale"] == pytest.approx(robust_intensity_scale(scan["hr"][:, :24]))
+    assert float(np.percentile(out["hr"][out["hr"] > 0].numpy(), 99.5)) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_network_input_matches_networksr_rule(scan):
+    lr = get_protocol("bicubic-x2").degrade(scan["hr"])
+    assert to_network_input(lr, (2, 2, 1), "network") is lr
+    cubic = to_network_input(lr, (2, 2, 1), "cubic")
+    assert tuple(cubic.shape[1:]) == (24, 28, 20)
+    np.testing.assert_allclose(cubic.affine.numpy(), np.eye(4), atol=1e-12)  # back on the HR grid
+
+
+def test_input_zoom():
+    assert input_zoom((2.0, 2.0, 1.0), "network") == (2, 2, 1)
+    assert input_zoom((2.0, 2.0, 1.0), "cubic") == (1, 1, 1)
+    with pytest.raises(ValueError):
+        input_zoom((1.5, 1.0, 1.0), "network")
+
+
+def test_baseline(scan):
+    out = BaselineSRd((2, 2, 1), "cubic")(SynthesizeLRd("bicubic-x2", "network")(scan))
+    assert tuple(out["baseline"].shape[1:]) == tuple(out["hr"].shape[1:])
+
+
+def test_ill_arg(scan):
+    with pytest.raises(ValueError):
+        SynthesizeLRd("bicubic-x2", "bilinear")
+    with pytest.raises(ValueError):
+        SynthesizeLRd("bicubic-x2", "cubic", scale_reference="max")
+    with pytest.raises(ValueError):
+        SynthesizeLRd("no-such-protocol", "cubic")
+    bad = dict(scan, mask=scan["mask"][:, :-1])
+    with pytest.raises(ValueError, match="shapes differ"):
+        SynthesizeLRd("bicubic-x2", "cubic")(bad)
+
+
+def test_training_dataset(synthetic_manifest):
+    ds = training_dataset(synthetic_manifest, "bicubic-x2", "cubic", 2, (8, 8), num_samples=3, seed=0)
+    assert len(ds) == 3
+    samples = ds[0]
+    assert len(samples) == 3
+    assert samples[0]["lr"].shape == (1, 8, 8) and samples[0]["hr"].shape == (1, 8, 8)
+    ds3 = training_dataset(synthetic_manifest, "bicubic-x2", "network", 3, (4, 4, 4), num_samples=2, max_scans=1)
+    assert len(ds3) == 1
+    assert ds3[0][0]["lr"].shape == (1, 4, 4, 4) and ds3[0][0]["hr"].shape == (1, 8, 8, 4)
+
+
+def test_training_dataset_is_deterministic(synthetic_manifest):
+    def centres(seed: int) -> list[list[int]]:
+        ds = training_dataset(synthetic_manifest, "bicubic-x2", "cubic", 2, (8, 8), num_samples=4, seed=seed)
+        return [s["patch_centre"].tolist() for i in range(len(ds)) for s in ds[i]]
+
+    assert centres(0) == centres(0)
+    assert centres(0) != centres(1)
+
+
+def test_validation_dataset(synthetic_manifest):
+    ds = validation_dataset(synthetic_manifest, "bicubic-x2")
+    assert len(ds) == 2
+    item = ds[0]
+    assert tuple(item["lr"].shape[1:]) == (12, 14, 12)
+    assert item["hr"].shape == item["baseline"].shape == item["mask"].shape
+    assert item["scan_id"] == "sub3"
+
+
+def test_scan_records(synthetic_manifest):
+    records = scan_records(synthetic_manifest, "train", max_scans=2)
+    assert [r["scan_id"] for r in records] == ["sub0", "sub1"]
+    assert all(r["hr"].endswith(".nii.gz") and r["mask"].endswith(".nii.gz") for r in records)
+    with pytest.raises(ValueError):
+        scan_records(synthetic_manifest, "train", max_scans=0)
