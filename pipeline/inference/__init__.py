@@ -6,7 +6,7 @@ from __future__ import annotations
 from pipeline.inference.baselines import BASELINE_NAMES, InterpolationSR, ZeroFilledKSpaceSR, make_baseline
 from pipeline.inference.interpolation import interpolate_array, interpolate_volume
 from pipeline.inference.kspace import zero_fill_array, zero_filled_upsample
-from pipeline.inference.methods import available_bundles, load_bundle_method, load_method, load_weights
+from pipeline.inference.methods import available_bundles, bundle_info, load_bundle_method, load_method, load_weights
 from pipeline.inference.network_method import NetworkSR, choose_slice_axis
 from pipeline.inference.run import output_is_complete, resolve_zoom, super_resolve_file
 from pipeline.inference.scaling import robust_intensity_scale
@@ -18,6 +18,7 @@ __all__ = [
     "NetworkSR",
     "ZeroFilledKSpaceSR",
     "available_bundles",
+    "bundle_info",
     "choose_slice_axis",
     "interpolate_array",
     "interpolate_volume",

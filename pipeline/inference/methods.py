@@ -14,7 +14,7 @@ from monai.data import MetaTensor
 
 from pipeline.inference.baselines import BASELINE_NAMES, make_baseline
 
-__all__ = ["SRMethod", "BUNDLES_DIR", "available_bundles", "load_weights", "load_bundle_method", "load_method"]
+__all__ = ["SRMethod", "BUNDLES_DIR", "available_bundles", "bundle_info", "bundle_metadata", "load_weights", "load_bundle_method", "load_method"]
 
 BUNDLES_DIR = Path(__file__).resolve().parents[2] / "bundles"
 
@@ -55,6 +55,13 @@ def bundle_metadata(bundle_root: str | os.PathLike) -> dict[str, Any]:
     return json.loads((Path(bundle_root) / "configs" / "metadata.json").read_text(encoding="utf-8"))
 
 
+def bundle_info(bundle_root: str | os.PathLike) -> dict[str, Any]:
+    """Name, version and folder of a bundle, as recorded in every output's sidecar."""
+    root = Path(bundle_root).resolve()
+    meta = bundle_metadata(root)
+    return {"name": meta.get("name", root.name), "version": meta.get("version"), "path": str(root)}
+
+
 def load_bundle_method(bundle_root: str | os.PathLike, *, device: str | torch.device | None = None, **overrides: Any) -> Any:
     """Instantiate a bundle's ``sr_method`` (a :class:`NetworkSR` with its trained weights).
 
@@ -74,10 +81,7 @@ def load_bundle_method(bundle_root: str | os.PathLike, *, device: str | torch.de
         parser["device"] = f"$torch.device('{torch.device(device)}')"
     for key, value in overrides.items():
         parser[key] = value
-    method = parser.get_parsed_content("sr_method")
-    meta = bundle_metadata(root)
-    method.bundle_info = {"name": meta.get("name", root.name), "version": meta.get("version"), "path": str(root)}
-    return method
+    return parser.get_parsed_content("sr_method")
 
 
 def load_method(spec: str, *, device: str | torch.device | None = None, bundles_dir: str | os.PathLike = BUNDLES_DIR) -> Any:

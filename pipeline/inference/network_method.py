@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -74,6 +74,7 @@ class NetworkSR:
         device: "auto" (CUDA if present), "cpu", "cuda:0"...
         amp: autocast to float16 on CUDA.
         name: the method's name in outputs and tables.
+        bundle_info: the bundle's name/version/path for output sidecars (``pipeline.inference.bundle_info``).
     """
 
     def __init__(
@@ -91,6 +92,7 @@ class NetworkSR:
         device: str | torch.device | None = "auto",
         amp: bool = True,
         name: str = "network",
+        bundle_info: dict[str, Any] | None = None,
     ) -> None:
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
@@ -116,6 +118,7 @@ class NetworkSR:
         self.slice_axis = slice_axis
         self.amp = amp and self.device.type == "cuda"
         self.name = name
+        self.bundle_info = bundle_info
         self.last_runtime_s: float | None = None
 
     def _to_hr_grid(self, lr: MetaTensor, zoom: Sequence[float]) -> MetaTensor:
