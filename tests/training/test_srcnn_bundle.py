@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -47,6 +48,7 @@ def workflow(config_files: list[str], **overrides) -> ConfigWorkflow:
 @pytest.fixture
 def trained_bundle(tmp_path: Path, synthetic_manifest: Path) -> Path:
     root = tmp_path / "bundle"
+    shutil.copytree(CONFIGS, root / "configs")  # a bundle folder: configs + the weights trained below
     wf = workflow(["train.json"], **train_overrides(root, synthetic_manifest))
     wf.run()
     assert wf.trainer.state.iteration == 2
