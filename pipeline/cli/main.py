@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Sequence
 
 import pipeline
-from pipeline.cli import degrade, demo, evaluate, infer, preprocess
+from pipeline.cli import degrade, demo, evaluate, infer, preprocess, train
 
 __all__ = ["build_parser", "main"]
 
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mrisr", description="Brain MRI super-resolution pipeline (MONAI).")
     parser.add_argument("--version", action="version", version=f"mrisr {pipeline.__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in (preprocess, degrade, infer, evaluate, demo):
+    for module in (preprocess, degrade, infer, evaluate, train, demo):
         module.add_parser(subparsers)
     return parser
 

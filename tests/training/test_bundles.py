@@ -1,0 +1,250 @@
+"""The paper bundles (mfcn, mrln, msrn_tv, mdcsrn, mdcsrn_gan, rrlsrn): train, evaluate, infer, export on tiny data.
+
+Each bundle's own ``train.json`` runs through ``ConfigWorkflow`` for two iterations on tiny patches of the
+synthetic cohort (``tests/training/conftest.py``) into a temporary copy of the bundle; ``evaluate.json`` scores
+those weights, ``inference.json`` super-resolves a tiny NIfTI with them and ``ckpt_export`` scripts the
+network. The networks keep the papers' widths and depths: only the inputs are small.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from monai.bundle import ConfigParser, ConfigWorkflow, ckpt_export, verify_net_in_out
+
+from pipeline.protocols import get_protocol
+from pipeline.transforms.grid import zoomed_affine
+from tests.conftest import blob_volume
+
+BUNDLES_DIR = Path(__file__).resolve().parents[2] / "bundles"
+
+# per bundle: training patch on the network input grid, and the LR test volume's shape and voxel size
+CASES = {
+    "mfcn": {"patch": [8, 8], "lr_shape": (8, 10, 3), "lr_spacing": (2.0, 2.0, 1.5)},
+    "mrln": {"patch": [4, 4], "lr_shape": (8, 10, 3), "lr_spacing": (2.0, 2.0, 1.5)},
+    "msrn_tv": {"patch": [8, 8], "lr_shape": (8, 10, 3), "lr_spacing": (2.0, 2.0, 1.5)},
+    "mdcsrn": {"patch": [8, 8, 8], "lr_shape": (6, 5, 4), "lr_spacing": (1.0, 2.0, 2.0)},
+    "mdcsrn_gan": {"patch": [8, 8, 8], "lr_shape": (6, 5, 4), "lr_spacing": (1.0, 2.0, 2.0)},
+    "rrlsrn": {"patch": [4, 4], "lr_shape": (8, 10, 3), "lr_spacing": (2.0, 2.0, 1.5)},
+}
+BUNDLES = sorted(CASES)
+
+
+def configs(name: str) -> Path:
+    return BUNDLES_DIR / name / "configs"
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def workflow(root: Path, config_files: list[str], workflow_type: str | None, **overrides) -> ConfigWorkflow:
+    wf = ConfigWorkflow(
+        config_file=[str(root / "configs" / f) for f in config_files],
+        meta_file=str(root / "configs" / "metadata.json"),
+        logging_file=False,
+        workflow_type=workflow_type,
+        **overrides,
+    )
+    wf.initialize()
+    return wf
+
+
+def train_overrides(name: str, root: Path, manifest: Path) -> dict:
+    """Two iterations of two tiny patches from one scan, validation on one scan, all written under ``root``."""
+    overrides = {
+        "bundle_root": str(root),
+        "dataset_manifest": str(manifest),
+        "train#dataset#patch_size": CASES[name]["patch"],
+        "train#dataset#num_samples": 2,
+        "train#dataset#max_scans": 1,
+        "train#dataloader#batch_size": 1,
+        "train#trainer#max_epochs": 1,
+        "train#trainer#epoch_length": 2,
+        "validate#dataset#max_scans": 1,
+    }
+    if name == "mdcsrn_gan":
+        generator = ConfigParser(read_json(configs(name) / "train.json")).get_parsed_content("network_def")
+        init = root.parent / "mdcsrn_init.pt"
+        torch.save(generator.state_dict(), init)
+        overrides.update(
+            {
+                "generator_init": str(init),
+                "train#trainer#critic_warmup_iterations": 1,
+                "train#trainer#critic_steps": 1,
+            }
+        )
+    return overrides
+
+
+def expected_checkpoint_keys(name: str) -> set[str]:
+    keys = {"network", "optimizer", "best_model", "trainer"}
+    if "lr_scheduler" in read_json(configs(name) / "train.json"):
+        keys.add("lr_scheduler")
+    if name == "mdcsrn_gan":
+        keys |= {"critic", "critic_optimizer"}
+    return keys
+
+
+def write_lr_volume(name: str, path: Path) -> np.ndarray:
+    case = CASES[name]
+    affine = np.diag([*case["lr_spacing"], 1.0])
+    affine[:3, 3] = [-10.0, 4.0, 2.0]
+    nib.save(nib.Nifti1Image(blob_volume(case["lr_shape"]), affine), str(path))
+    return affine
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_bundle_train_evaluate_infer_export(name: str, tmp_path: Path, synthetic_manifest: Path):
+    root = tmp_path / "bundle"
+    shutil.copytree(configs(name), root / "configs")
+    meta = read_json(root / "configs" / "metadata.json")
+    train_cfg = read_json(root / "configs" / "train.json")
+    spatial_dims = train_cfg["spatial_dims"]
+
+    # train: two iterations, one validation
+    wf = workflow(root, ["train.json"], "train", **train_overrides(name, root, synthetic_manifest))
+    wf.run()
+    trainer = wf.trainer
+    assert trainer.state.iteration == 2
+    if name == "mdcsrn_gan":
+        assert trainer.state.output["generator_updated"]  # warm-up 1, 1 critic step per G step
+        assert (root / "models" / "best_val_psnr.pt").is_file()
+    wf.finalize()
+    network = ConfigParser(train_cfg).get_parsed_content("network_def")
+    network.load_state_dict(torch.load(root / "models" / "model.pt", weights_only=True))
+    checkpoint = torch.load(root / "models" / "checkpoint.pt", weights_only=True)
+    assert set(checkpoint) == expected_checkpoint_keys(name)
+    assert checkpoint["trainer"]["iteration"] == 2
+    log = pd.read_csv(root / "logs" / "metrics.csv")
+    assert list(log["epoch"]) == [1]
+    assert {"train_loss", "learning_rate", "val_psnr", "cubic_psnr", "psnr_gain"} <= set(log.columns)
+    assert np.isfinite(log["val_psnr"][0]) and np.isfinite(log["train_loss"][0])
+    if "lr_scheduler" in checkpoint:
+        assert checkpoint["lr_scheduler"]["last_epoch"] == 1  # stepped once, after the epoch was logged
+        assert log["learning_rate"][0] == train_cfg["optimizer"]["lr"]
+
+    # evaluation of models/model.pt on the val split, per-scan CSVs in eval/
+    overrides = {"bundle_root": str(root), "dataset_manifest": str(synthetic_manifest), "validate#dataset#max_scans": 1}
+    wf = workflow(root, ["train.json", "evaluate.json"], "train", **overrides)
+    wf.run()
+    assert set(wf.evaluator.state.metrics) == {"val_psnr", "cubic_psnr", "psnr_gain"}
+    assert list(pd.read_csv(root / "eval" / "val_psnr_raw.csv")["filename"]) == ["sub3"]
+
+    # inference on a tiny LR volume with the weights just trained
+    lr_path, sr_path = tmp_path / "lr.nii.gz", tmp_path / "sr.nii.gz"
+    lr_affine = write_lr_volume(name, lr_path)
+    overrides = {"bundle_root": str(root), "input_image": str(lr_path), "output_image": str(sr_path)}
+    if spatial_dims == 3:
+        overrides["sr_method#roi_size"] = [8, 8, 8]  # margin 3: patches start 2 voxels apart
+    wf = workflow(root, ["inference.json"], None, **overrides)
+    wf.run()
+    zoom = get_protocol(meta["degradation_protocol"]).zoom
+    assert list(wf.parser.get_parsed_content("scale")) == list(zoom)
+    sr = nib.load(str(sr_path))
+    assert sr.shape == tuple(int(n * z) for n, z in zip(CASES[name]["lr_shape"], zoom))
+    np.testing.assert_allclose(sr.affine, zoomed_affine(lr_affine, zoom), atol=1e-5)
+    assert np.isfinite(np.asarray(sr.dataobj)).all()
+    sidecar = read_json(tmp_path / "sr.json")
+    assert sidecar["method"] == name and sidecar["bundle"]["version"] == meta["version"]
+
+    # TorchScript export of the trained weights, equal to the eager network
+    ts_path = tmp_path / f"{name}.ts"
+    ckpt_export(
+        net_id="network_def",
+        filepath=str(ts_path),
+        ckpt_file=str(root / "models" / "model.pt"),
+        meta_file=str(root / "configs" / "metadata.json"),
+        config_file=str(root / "configs" / "inference.json"),
+    )
+    scripted = torch.jit.load(str(ts_path))
+    x = torch.rand(1, 1, *([6] * spatial_dims))
+    network.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), network(x))
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_network_matches_metadata(name: str):
+    meta = read_json(configs(name) / "metadata.json")
+    size = 8 if len(meta["network_data_format"]["inputs"]["image"]["spatial_shape"]) == 3 else 16
+    verify_net_in_out(
+        net_id="network_def",
+        meta_file=str(configs(name) / "metadata.json"),
+        config_file=str(configs(name) / "inference.json"),
+        device="cpu",
+        n=size,
+        any=size,
+    )
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_configs_agree(name: str):
+    """Metadata, training and inference configs describe the same network, grid and protocol."""
+    meta = read_json(configs(name) / "metadata.json")
+    train_cfg = read_json(configs(name) / "train.json")
+    infer_cfg = read_json(configs(name) / "inference.json")
+    assert meta["name"] == name
+    assert re.fullmatch(r"\d+\.\d+\.\d+", meta["version"]) and meta["version"] in meta["changelog"]
+    assert meta["eval_metrics"] == {} and "not trained yet" in meta["eval_metrics_note"]
+    assert meta["degradation_protocol"] == train_cfg["protocol"]
+    protocol = get_protocol(train_cfg["protocol"])
+    assert infer_cfg["scale"] == list(protocol.zoom)
+    for key in ("network_def", "spatial_dims", "upsampling"):
+        assert infer_cfg[key] == train_cfg[key], key
+    expected_method = {k: v for k, v in infer_cfg["sr_method"].items() if k != "bundle_info"}
+    assert train_cfg["validate"]["sr_method"] == expected_method
+    assert expected_method["name"] == name
+    fmt = meta["network_data_format"]
+    for io in (fmt["inputs"]["image"], fmt["outputs"]["pred"]):
+        assert io["modality"] == "MR" and io["num_channels"] == 1
+        assert len(io["spatial_shape"]) == train_cfg["spatial_dims"]
+    assert len(train_cfg["train"]["dataset"]["patch_size"]) == train_cfg["spatial_dims"]
+    if train_cfg["upsampling"] == "network":
+        assert fmt["outputs"]["pred"]["spatial_shape"] == ["2*n", "2*n"]
+    assert (BUNDLES_DIR / name / "LICENSE").is_file() and (BUNDLES_DIR / name / "docs" / "data_license.txt").is_file()
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_configs_hold_no_absolute_paths(name: str):
+    def strings(node):
+        if isinstance(node, dict):
+            for value in node.values():
+                yield from strings(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from strings(value)
+        elif isinstance(node, str):
+            yield node
+
+    for config in configs(name).glob("*.json"):
+        for text in strings(read_json(config)):
+            personal = text.startswith(("/", "~")) or "/home/" in text or "/work/" in text
+            assert not personal, (config.name, text)
+
+
+def test_gan_generator_init_must_exist(tmp_path: Path, synthetic_manifest: Path):
+    """Without a trained mDCSRN next to it, the GAN bundle's training stops and names the missing file."""
+    root = tmp_path / "bundles" / "mdcsrn_gan"
+    shutil.copytree(configs("mdcsrn_gan"), root / "configs")
+    wf = ConfigWorkflow(
+        config_file=str(root / "configs" / "train.json"),
+        meta_file=str(root / "configs" / "metadata.json"),
+        logging_file=False,
+        workflow_type="train",
+        bundle_root=str(root),
+        dataset_manifest=str(synthetic_manifest),
+    )
+    with pytest.raises(RuntimeError) as error:  # at initialisation, before the data; the parser wraps the error
+        wf.initialize()
+    cause = error.value.__cause__
+    assert isinstance(cause, FileNotFoundError)
+    assert str(cause).endswith(str(Path("mdcsrn", "models", "model.pt")) + ": no trained weights")
