@@ -13,6 +13,7 @@ from monai.bundle import ConfigParser
 from monai.data import MetaTensor
 
 from pipeline.inference.baselines import BASELINE_NAMES, make_baseline
+from pipeline.inference.device import resolve_device
 
 __all__ = ["SRMethod", "BUNDLES_DIR", "available_bundles", "bundle_info", "bundle_metadata", "load_weights", "load_bundle_method", "load_method"]
 
@@ -67,7 +68,7 @@ def load_bundle_method(bundle_root: str | os.PathLike, *, device: str | torch.de
 
     Args:
         bundle_root: the bundle folder (holding ``configs/inference.json`` and ``models/model.pt``).
-        device: overrides the bundle's ``device``.
+        device: overrides the bundle's ``device`` ("auto" = CUDA when available, else CPU).
         overrides: further config overrides, e.g. ``sr_method#batch_size=8``.
     """
     root = Path(bundle_root).resolve()
@@ -78,7 +79,7 @@ def load_bundle_method(bundle_root: str | os.PathLike, *, device: str | torch.de
     parser.read_config(str(config))
     parser["bundle_root"] = str(root)
     if device is not None:
-        parser["device"] = f"$torch.device('{torch.device(device)}')"
+        parser["device"] = f"$torch.device('{resolve_device(device)}')"
     for key, value in overrides.items():
         parser[key] = value
     return parser.get_parsed_content("sr_method")
