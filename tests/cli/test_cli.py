@@ -120,3 +120,25 @@ def test_usage_error_exits_2() -> None:
     with pytest.raises(SystemExit) as err:
         main(["infer"])
     assert err.value.code == 2
+
+
+def test_preprocess_writes_image_mask_and_sidecar(tmp_path: Path) -> None:
+    data = blob_volume((40, 44, 36))
+    source = _write(tmp_path / "t1.nii.gz", data, np.diag([1.5, 1.5, 1.5, 1.0]))
+    out = tmp_path / "out" / "t1_preproc.nii.gz"
+    assert main(["preprocess", str(source), "-o", str(out), "--n4-iterations", "10", "10", "--shrink-factor", "2"]) == 0
+    assert nib.load(str(out)).shape == (40, 44, 36)
+    mask = np.asanyarray(nib.load(str(tmp_path / "out" / "t1_preproc_mask.nii.gz")).dataobj)
+    assert mask.dtype == np.uint8 and 0 < mask.mean() < 1
+    record = json.loads((tmp_path / "out" / "t1_preproc.json").read_text())
+    assert record["intensity_normalization"]["a_max"] > record["intensity_normalization"]["a_min"]
+    assert any(step.startswith("N4") for step in record["steps"])
+
+
+def test_preprocess_negative_volume_fails_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    source = _write(tmp_path / "negative.nii.gz", blob_volume((24, 24, 24)) - 50.0)
+    out = tmp_path / "out" / "neg_preproc.nii.gz"
+    assert main(["preprocess", str(source), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "negative.nii.gz" in err and "negative" in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
