@@ -7,13 +7,14 @@ from pipeline.inference.baselines import BASELINE_NAMES, InterpolationSR, ZeroFi
 from pipeline.inference.interpolation import interpolate_array, interpolate_volume
 from pipeline.inference.kspace import zero_fill_array, zero_filled_upsample
 from pipeline.inference.methods import available_bundles, bundle_info, load_bundle_method, load_method, load_weights
-from pipeline.inference.network_method import NetworkSR, choose_slice_axis
+from pipeline.inference.network_method import UPSAMPLING_MODES, NetworkSR, choose_slice_axis, to_network_input
 from pipeline.inference.run import output_is_complete, resolve_zoom, super_resolve_file
 from pipeline.inference.scaling import robust_intensity_scale
 from pipeline.inference.sidecar import read_sidecar, sidecar_path, software_versions
 
 __all__ = [
     "BASELINE_NAMES",
+    "UPSAMPLING_MODES",
     "InterpolationSR",
     "NetworkSR",
     "ZeroFilledKSpaceSR",
@@ -33,6 +34,7 @@ __all__ = [
     "sidecar_path",
     "software_versions",
     "super_resolve_file",
+    "to_network_input",
     "zero_fill_array",
     "zero_filled_upsample",
 ]

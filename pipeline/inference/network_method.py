@@ -32,9 +32,31 @@ from pipeline.inference.scaling import robust_intensity_scale
 from pipeline.inference.tiling import margin_crop_inference
 from pipeline.transforms.grid import zoomed_affine
 
-__all__ = ["NetworkSR", "choose_slice_axis"]
+__all__ = ["UPSAMPLING_MODES", "NetworkSR", "choose_slice_axis", "to_network_input"]
 
 Upsampling = Literal["network", "cubic", "linear", "nearest", "kspace"]
+UPSAMPLING_MODES = ("network", "kspace", *INTERPOLATION_ORDERS)
+
+
+def to_network_input(lr: MetaTensor, zoom: Sequence[float], upsampling: str) -> MetaTensor:
+    """Bring an LR volume (1, x, y, z) onto a network's input grid (shared by training and inference).
+
+    Args:
+        lr: LR volume on the LR grid.
+        zoom: HR voxels per LR voxel along each axis.
+        upsampling: "network" (the network upsamples itself: the LR grid is kept), "kspace"
+            (zero-filled k-space upsampling) or an interpolation ("nearest", "linear", "cubic").
+
+    Returns:
+        ``lr`` itself for "network", else (1, x·zx, y·zy, z·zz) on the HR grid.
+    """
+    if upsampling not in UPSAMPLING_MODES:
+        raise ValueError(f"upsampling must be one of {UPSAMPLING_MODES}, got {upsampling!r}")
+    if upsampling == "network":
+        return lr
+    if upsampling == "kspace":
+        return zero_filled_upsample(lr, zoom)
+    return interpolate_volume(lr, zoom, INTERPOLATION_ORDERS[upsampling])
 
 
 def choose_slice_axis(zoom: Sequence[float]) -> int:
@@ -96,7 +118,7 @@ class NetworkSR:
     ) -> None:
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
-        if upsampling not in ("network", "kspace", *INTERPOLATION_ORDERS):
+        if upsampling not in UPSAMPLING_MODES:
             raise ValueError(f"unknown upsampling {upsampling!r}")
         if spatial_dims == 3 and roi_size is None:
             raise ValueError("a 3D network needs a roi_size (patch size in voxels)")
@@ -120,11 +142,6 @@ class NetworkSR:
         self.name = name
         self.bundle_info = bundle_info
         self.last_runtime_s: float | None = None
-
-    def _to_hr_grid(self, lr: MetaTensor, zoom: Sequence[float]) -> MetaTensor:
-        if self.upsampling == "kspace":
-            return zero_filled_upsample(lr, zoom)
-        return interpolate_volume(lr, zoom, INTERPOLATION_ORDERS[self.upsampling])
 
     def _roi(self, shape: Sequence[int]) -> tuple[int, ...]:
         if self.roi_size is None:
@@ -168,7 +185,7 @@ class NetworkSR:
         start = time.perf_counter()
         zoom = [float(z) for z in zoom]
         scale = robust_intensity_scale(lr)
-        source = lr if self.upsampling == "network" else self._to_hr_grid(lr, zoom)
+        source = to_network_input(lr, zoom, self.upsampling)
         volume = source.as_tensor().float() / scale
         axis = self.slice_axis if self.slice_axis is not None else choose_slice_axis(zoom)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):

@@ -24,37 +24,12 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
 from pipeline.inference.baselines import make_baseline
-from pipeline.inference.interpolation import INTERPOLATION_ORDERS, interpolate_volume
-from pipeline.inference.kspace import zero_filled_upsample
+from pipeline.inference.network_method import UPSAMPLING_MODES, to_network_input
 from pipeline.inference.scaling import robust_intensity_scale
 from pipeline.io import load_volume
 from pipeline.protocols import Protocol, crop_to_multiple, get_protocol
 
 __all__ = ["UPSAMPLING_MODES", "LoadVolumed", "SynthesizeLRd", "BaselineSRd", "to_network_input", "input_zoom"]
-
-UPSAMPLING_MODES = ("network", "kspace", *INTERPOLATION_ORDERS)
-
-
-def to_network_input(lr: MetaTensor, zoom: Sequence[float], upsampling: str) -> MetaTensor:
-    """Bring an LR volume (1, x, y, z) onto the network's input grid, with the rule of ``NetworkSR``.
-
-    Args:
-        lr: LR volume on the LR grid.
-        zoom: HR voxels per LR voxel along each axis.
-        upsampling: "network" (the network upsamples itself: the LR grid is kept), "kspace"
-            (zero-filled k-space upsampling) or an interpolation ("nearest", "linear", "cubic").
-
-    Returns:
-        ``lr`` itself for "network", else (1, x·zx, y·zy, z·zz) on the HR grid.
-    """
-    if upsampling not in UPSAMPLING_MODES:
-        raise ValueError(f"upsampling must be one of {UPSAMPLING_MODES}, got {upsampling!r}")
-    if upsampling == "network":
-        return lr
-    if upsampling == "kspace":
-        return zero_filled_upsample(lr, zoom)
-    return interpolate_volume(lr, zoom, INTERPOLATION_ORDERS[upsampling])
-
 
 def input_zoom(zoom: Sequence[float], upsampling: str) -> tuple[int, int, int]:
     """HR voxels per network-input voxel: the protocol's (integer) zoom for "network", else all ones."""
