@@ -1,0 +1,45 @@
+# Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
+"""Method × protocol results table (markdown) from ``mrisr evaluate`` output folders.
+
+Usage: ``python -m pipeline.evaluation.results_table PROTOCOL=DIR [PROTOCOL=DIR ...]``, where each
+DIR holds the ``summary.csv`` written by ``mrisr evaluate`` for that protocol. Each cell is
+"PSNR ± sd (gain vs cubic)" in dB; the README's results table is generated this way.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["results_table", "main"]
+
+
+def results_table(summaries: Mapping[str, str | Path]) -> str:
+    """Markdown table: one row per method, one column per protocol (from ``<dir>/summary.csv``)."""
+    cells: dict[str, dict[str, str]] = {}
+    for protocol, folder in summaries.items():
+        table = pd.read_csv(Path(folder) / "summary.csv")
+        for row in table.itertuples():
+            gain = "" if row.method == "cubic" or pd.isna(row.psnr_gain_vs_cubic) else f" ({row.psnr_gain_vs_cubic:+.2f})"
+            cells.setdefault(row.method, {})[protocol] = f"{row.psnr_mean:.2f} ± {row.psnr_sd:.2f}{gain}"
+    protocols = list(summaries)
+    lines = ["| method | " + " | ".join(protocols) + " |", "|---|" + "---:|" * len(protocols)]
+    for method, by_protocol in cells.items():
+        lines.append(f"| {method} | " + " | ".join(by_protocol.get(p, "—") for p in protocols) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or any("=" not in a for a in args):
+        print(__doc__, file=sys.stderr)
+        return 2
+    print(results_table(dict(a.split("=", 1) for a in args)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
