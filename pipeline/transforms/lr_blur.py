@@ -17,16 +17,13 @@ from monai.utils import TransformBackends
 
 from pipeline.transforms.lr_common import (
     FWHM_TO_SIGMA,
-    apply_along_axis,
+    downsample_axes,
     finalize_output,
     gaussian_weights,
     image_geometry,
-    lr_centres,
-    lr_size,
     normalize_axes,
     normalize_factors,
     prepare_input,
-    resampling_matrix,
 )
 
 __all__ = ["BlurDownsample", "BlurDownsampled", "BlurDownsampleD", "BlurDownsampleDict"]
@@ -114,17 +111,7 @@ class BlurDownsample(Randomizable, Transform):
         spatial_dims = data.ndim - 1
         axes = normalize_axes(self.axes, spatial_dims)
         factors = normalize_factors(self.factors, len(axes), integer=True)
-        full = [1.0] * spatial_dims
-        out = data
-        for axis, f in zip(axes, factors):
-            full[axis] = f
-            if f == 1:
-                continue
-            sigma = f * FWHM_TO_SIGMA
-            centres = lr_centres(lr_size(data.shape[axis + 1], f, axis), f)
-            out = apply_along_axis(
-                out, resampling_matrix(data.shape[axis + 1], centres, gaussian_weights(sigma), 4 * sigma), axis
-            )
+        out, full = downsample_axes(data, axes, factors, lambda f: (gaussian_weights(f * FWHM_TO_SIGMA), 4 * f * FWHM_TO_SIGMA))
         noise_sigma = 0.0
         if self.noise is not None:
             noise_sigma = self.noise_std * float(np.percentile(out.detach().cpu().numpy(), ROBUST_MAX_PERCENTILE))

@@ -40,6 +40,7 @@ __all__ = [
     "FWHM_TO_SIGMA",
     "apply_along_axis",
     "boxcar_weights",
+    "downsample_axes",
     "finalize_output",
     "gaussian_weights",
     "image_geometry",
@@ -219,6 +220,35 @@ def apply_along_axis(data: torch.Tensor, matrix: np.ndarray | torch.Tensor, axis
     mat = torch.as_tensor(matrix, dtype=data.dtype, device=data.device)
     return (data.movedim(axis + 1, -1) @ mat.T).movedim(-1, axis + 1).contiguous()
 
+
+
+def downsample_axes(
+    data: torch.Tensor,
+    axes: Sequence[int],
+    factors: Sequence[float],
+    kernel: Callable[[float], tuple[Callable[[np.ndarray], np.ndarray], float]],
+) -> tuple[torch.Tensor, list[float]]:
+    """Resample (C, *spatial) ``data`` onto the LR grid, one axis at a time.
+
+    Args:
+        data: (C, *spatial) tensor.
+        axes: degraded spatial axes; ``factors``: LR spacing / HR spacing for each.
+        kernel: for a factor ``f``, the weight function and truncation radius (voxels) of
+            :func:`resampling_matrix`.
+
+    Returns:
+        The (C, *lr_spatial) tensor and the factor of every spatial axis (1 where untouched).
+    """
+    full = [1.0] * (data.ndim - 1)
+    out = data
+    for axis, f in zip(axes, factors):
+        full[axis] = f
+        if f == 1:
+            continue
+        n = data.shape[axis + 1]
+        weights, radius = kernel(f)
+        out = apply_along_axis(out, resampling_matrix(n, lr_centres(lr_size(n, f, axis), f), weights, radius), axis)
+    return out, full
 
 def finalize_output(
     out: torch.Tensor,

@@ -19,14 +19,11 @@ from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends
 
 from pipeline.transforms.lr_common import (
-    apply_along_axis,
+    downsample_axes,
     finalize_output,
-    lr_centres,
-    lr_size,
     normalize_axes,
     normalize_factors,
     prepare_input,
-    resampling_matrix,
 )
 
 __all__ = ["AntialiasedResize", "AntialiasedResized", "AntialiasedResizeD", "AntialiasedResizeDict"]
@@ -95,15 +92,7 @@ class AntialiasedResize(Transform):
         spatial_dims = data.ndim - 1
         axes = normalize_axes(self.axes, spatial_dims)
         factors = normalize_factors(self.factors, len(axes), integer=False)
-        full = [1.0] * spatial_dims
-        out = data
-        for axis, f in zip(axes, factors):
-            full[axis] = f
-            if f == 1:
-                continue
-            n = data.shape[axis + 1]
-            centres = lr_centres(lr_size(n, f, axis), f)
-            out = apply_along_axis(out, resampling_matrix(n, centres, _stretched_cubic(f), 2 * f), axis)
+        out, full = downsample_axes(data, axes, factors, lambda f: (_stretched_cubic(f), 2 * f))
         return finalize_output(
             out,
             img_t,
