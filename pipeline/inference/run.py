@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import nibabel as nib
-import numpy as np
 
 from pipeline.inference.sidecar import read_sidecar, sidecar_path, software_versions
 from pipeline.io import atomic_write_json, ensure_not_input, load_volume, save_nifti

@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 import numpy as np
 from monai.config import KeysCollection
-from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
 from pipeline.inference.baselines import make_baseline
