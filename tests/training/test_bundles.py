@@ -213,7 +213,7 @@ def test_configs_agree(name: str):
     assert (BUNDLES_DIR / name / "LICENSE").is_file() and (BUNDLES_DIR / name / "docs" / "data_license.txt").is_file()
 
 
-@pytest.mark.parametrize("name", BUNDLES)
+@pytest.mark.parametrize("name", [*BUNDLES, "srcnn"])
 def test_configs_hold_no_absolute_paths(name: str):
     def strings(node):
         if isinstance(node, dict):
