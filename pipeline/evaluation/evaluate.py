@@ -22,6 +22,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import torch
+from monai.data import MetaTensor
+from monai.transforms import Compose
 
 from pipeline.cohort import run_cohort
 from pipeline.evaluation.figures import PanelSlices, plot_boxplots, plot_panel
@@ -33,6 +35,7 @@ from pipeline.inference import load_method, make_baseline, software_versions
 from pipeline.io import atomic_write_text, load_volume, save_nifti
 from pipeline.manifests import read_manifest, row_path, scan_id
 from pipeline.protocols import Protocol, crop_to_multiple, get_protocol
+from pipeline.transforms.brain_crop import brain_crops
 from pipeline.transforms.grid import as_numpy_affine, spacing_from_affine
 
 __all__ = ["PER_SCAN_COLUMNS", "EvaluationResult", "evaluate_cohort"]
@@ -142,15 +145,31 @@ def _panel_for(hr: torch.Tensor, lr: torch.Tensor, mask: np.ndarray, protocol: P
     )
 
 
+def _crop_hr_and_mask(
+    hr_full: MetaTensor, mask_full: np.ndarray, protocol: Protocol, crop_to_mask: bool
+) -> tuple[MetaTensor, np.ndarray]:
+    """HR (1, X, Y, Z) and (X, Y, Z) mask cropped to multiples of the zoom (and to the brain if asked)."""
+    if not crop_to_mask:
+        hr = crop_to_multiple(hr_full, protocol.zoom)
+        return hr, crop_to_multiple(torch.from_numpy(mask_full)[None], protocol.zoom)[0].numpy()
+    mask = MetaTensor(torch.from_numpy(mask_full.astype(np.uint8))[None], affine=hr_full.affine)
+    cropped = Compose(brain_crops(protocol.zoom, crop_to_mask=True))({"hr": hr_full, "mask": mask})
+    return cropped["hr"], cropped["mask"][0].numpy() > 0
+
+
 def _evaluate_scan(
-    row: pd.Series, protocol: Protocol, methods: list[Any], volumes_dir: Path | None, want_panel: bool
+    row: pd.Series,
+    protocol: Protocol,
+    methods: list[Any],
+    volumes_dir: Path | None,
+    want_panel: bool,
+    crop_to_mask: bool = False,
 ) -> _ScanOutcome:
     """Score every method on one manifest row; a failing method is recorded, the others go on."""
     sid = scan_id(row)
     hr_full = load_volume(row["hr"])
     mask_full, mask_source = _load_mask(row, hr_full)
-    hr = crop_to_multiple(hr_full, protocol.zoom)
-    mask = crop_to_multiple(torch.from_numpy(mask_full)[None], protocol.zoom)[0].numpy()
+    hr, mask = _crop_hr_and_mask(hr_full, mask_full, protocol, crop_to_mask)
     if not mask.any():
         raise ValueError(f"{sid}: the brain mask is empty")
     lr = protocol.degrade(hr)
@@ -215,6 +234,7 @@ def evaluate_cohort(
     data_root: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
     save_volumes: bool = False,
+    crop_to_mask: bool = False,
     progress: bool = True,
 ) -> EvaluationResult:
     """Evaluate SR methods on the HR scans of a manifest degraded by a named protocol.
@@ -230,6 +250,9 @@ def evaluate_cohort(
         data_root: folder that the manifest's relative paths resolve against.
         device: device for network methods (default: each bundle's own choice).
         save_volumes: also write each SR volume to ``volumes/<method>/<scan_id>.nii.gz``.
+        crop_to_mask: crop HR and mask to the mask's bounding box plus 8 voxels before the LR is
+            made (:func:`pipeline.transforms.brain_crops`): metrics in the mask stay comparable
+            and networks run on fewer voxels (saved volumes then cover the box only).
         progress: show a progress bar.
 
     Returns:
@@ -260,7 +283,7 @@ def evaluate_cohort(
     panels: list[PanelSlices] = []
 
     def job(row: pd.Series) -> list[dict[str, Any]]:
-        outcome = _evaluate_scan(row, proto, sr_methods, volumes_dir, want_panel=not panels)
+        outcome = _evaluate_scan(row, proto, sr_methods, volumes_dir, want_panel=not panels, crop_to_mask=crop_to_mask)
         method_failures.extend(outcome.failures)
         if outcome.panel is not None:
             panels.append(outcome.panel)

@@ -9,6 +9,7 @@ from pipeline.transforms.bias_field import (
     N4BiasFieldCorrectionD,
     N4BiasFieldCorrectionDict,
 )
+from pipeline.transforms.brain_crop import BRAIN_CROP_MARGIN, brain_crops, zoom_divisor
 from pipeline.transforms.brain_mask import BrainMask, BrainMaskd, BrainMaskD, BrainMaskDict
 from pipeline.transforms.grid import spacing_from_affine, voxel_to_world, zoomed_affine, zoomed_shape
 from pipeline.transforms.intensity import (
@@ -35,6 +36,9 @@ from pipeline.transforms.lr_resize import AntialiasedResize, AntialiasedResized,
 from pipeline.transforms.lr_thick_slice import ThickSlice, ThickSliced, ThickSliceD, ThickSliceDict
 
 __all__ = [
+    "BRAIN_CROP_MARGIN",
+    "brain_crops",
+    "zoom_divisor",
     "AntialiasedResize",
     "AntialiasedResizeD",
     "AntialiasedResized",

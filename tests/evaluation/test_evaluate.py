@@ -138,3 +138,26 @@ def test_ill_arg(manifest: Path, tmp_path: Path):
         evaluate_cohort(manifest, "bicubic-x2", ["cubic", "cubic"], tmp_path / "o", progress=False)
     with pytest.raises(RuntimeError, match="no scan could be evaluated"):
         evaluate_cohort(manifest, "bicubic-x2", ["cubic"], tmp_path / "o", split="train", progress=False)
+
+
+def test_crop_to_mask_keeps_metrics(manifest: Path, tmp_path: Path):
+    """For a skull-stripped scan inside its field of view, cropping to the brain's box leaves the
+    masked metrics (nearly) unchanged; the CLI exits 0."""
+    from pipeline.cli.main import main
+
+    shape = (40, 44, 36)
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))
+    brain = (grid**2).sum(0) < 0.3
+    hr = gaussian_filter(blob_volume(shape, seed=3), 1.0) * brain
+    row = {"subject_id": "sub-0", "scan_id": "s1", "split": "val"}
+    row["hr"] = write_nifti(tmp_path / "stripped.nii.gz", hr.astype(np.float32))
+    row["mask"] = write_nifti(tmp_path / "stripped_mask.nii.gz", brain.astype(np.uint8))
+    pd.DataFrame([row]).to_csv(manifest, index=False)
+    whole = evaluate_cohort(manifest, "kspace-2x2", ["cubic"], tmp_path / "whole", progress=False)
+    args = ["evaluate", "--manifest", str(manifest), "--protocol", "kspace-2x2", "--methods", "cubic"]
+    assert main([*args, "--output-dir", str(tmp_path / "crop"), "--crop-to-mask", "--save-volumes", "--no-progress"]) == 0
+    cropped = pd.read_csv(tmp_path / "crop" / "per_scan_metrics.csv")
+    assert cropped["psnr"].iloc[0] == pytest.approx(whole.per_scan["psnr"].iloc[0], abs=0.05)
+    assert cropped["data_range"].iloc[0] == pytest.approx(whole.per_scan["data_range"].iloc[0])
+    saved = nib.load(str(tmp_path / "crop" / "volumes" / "cubic" / "s1.nii.gz"))
+    assert all(n % d == 0 for n, d in zip(saved.shape, get_protocol("kspace-2x2").zoom))

@@ -217,6 +217,18 @@ def test_configs_agree(name: str):
 
 
 @pytest.mark.parametrize("name", [*BUNDLES, "srcnn"])
+def test_cpu_recipe_overrides_existing_keys(name: str):
+    """``train_cpu.json`` (the recipe the shipped weights were trained with) only changes keys that
+    ``train.json`` has, so a typo cannot silently add an unused key."""
+    recipe = configs(name) / "train_cpu.json"
+    if not recipe.is_file():
+        pytest.skip(f"{name} has no CPU recipe")
+    parser = ConfigParser(read_json(configs(name) / "train.json"))
+    for key in read_json(recipe):
+        assert key in parser, f"{recipe}: {key} is not a key of train.json"
+
+
+@pytest.mark.parametrize("name", [*BUNDLES, "srcnn"])
 def test_configs_hold_no_absolute_paths(name: str):
     def strings(node):
         if isinstance(node, dict):
