@@ -2,8 +2,10 @@
 """Method × protocol results table (markdown) from ``mrisr evaluate`` output folders.
 
 Usage: ``python -m pipeline.evaluation.results_table PROTOCOL=DIR [PROTOCOL=DIR ...]``, where each
-DIR holds the ``summary.csv`` written by ``mrisr evaluate`` for that protocol. Each cell is
-"PSNR ± sd (gain vs cubic)" in dB; the README's results table is generated this way.
+DIR holds the ``summary.csv`` written by ``mrisr evaluate`` for that protocol. A protocol may be
+given several folders (networks scored in separate runs on the same scans, each with its own cubic
+reference): a method's first occurrence is kept. Each cell is "PSNR ± sd (gain vs cubic of the same
+run)" in dB; the README's results table is generated this way.
 """
 
 from __future__ import annotations
@@ -17,15 +19,20 @@ import pandas as pd
 __all__ = ["results_table", "main"]
 
 
-def results_table(summaries: Mapping[str, str | Path]) -> str:
-    """Markdown table: one row per method, one column per protocol (from ``<dir>/summary.csv``)."""
+def results_table(summaries: Mapping[str, str | Path] | Sequence[tuple[str, str | Path]]) -> str:
+    """Markdown table: one row per method, one column per protocol (from ``<dir>/summary.csv``).
+
+    Args:
+        summaries: protocol → folder, or (protocol, folder) pairs where a protocol may repeat.
+    """
+    pairs = list(summaries.items()) if isinstance(summaries, Mapping) else list(summaries)
     cells: dict[str, dict[str, str]] = {}
-    for protocol, folder in summaries.items():
+    for protocol, folder in pairs:
         table = pd.read_csv(Path(folder) / "summary.csv")
         for row in table.itertuples():
             gain = "" if row.method == "cubic" or pd.isna(row.psnr_gain_vs_cubic) else f" ({row.psnr_gain_vs_cubic:+.2f})"
-            cells.setdefault(row.method, {})[protocol] = f"{row.psnr_mean:.2f} ± {row.psnr_sd:.2f}{gain}"
-    protocols = list(summaries)
+            cells.setdefault(row.method, {}).setdefault(protocol, f"{row.psnr_mean:.2f} ± {row.psnr_sd:.2f}{gain}")
+    protocols = list(dict.fromkeys(protocol for protocol, _ in pairs))
     lines = ["| method | " + " | ".join(protocols) + " |", "|---|" + "---:|" * len(protocols)]
     for method, by_protocol in cells.items():
         lines.append(f"| {method} | " + " | ".join(by_protocol.get(p, "—") for p in protocols) + " |")
@@ -37,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or any("=" not in a for a in args):
         print(__doc__, file=sys.stderr)
         return 2
-    print(results_table(dict(a.split("=", 1) for a in args)))
+    print(results_table([tuple(a.split("=", 1)) for a in args]))
     return 0
 
 
