@@ -12,7 +12,7 @@ from typing import Any
 import nibabel as nib
 
 from pipeline.inference.sidecar import read_sidecar, sidecar_path, software_versions
-from pipeline.io import atomic_write_json, ensure_not_input, load_volume, save_nifti
+from pipeline.io import atomic_write_json, ensure_not_input, load_volume, remove_stale_temporaries, save_nifti
 from pipeline.transforms.grid import spacing_from_affine
 
 __all__ = ["resolve_zoom", "super_resolve_file", "output_is_complete"]
@@ -83,6 +83,8 @@ def super_resolve_file(
     spacing = spacing_from_affine(lr.affine)
     zoom, degradation = resolve_zoom(input_path, spacing, scale=scale, target_spacing=target_spacing)
     sr = method(lr, zoom)
+    for leftover in (output_path, sidecar_path(output_path)):  # from an earlier, killed run
+        remove_stale_temporaries(leftover)
     save_nifti(sr, output_path, inputs=[input_path])
     record = {
         "status": "complete",

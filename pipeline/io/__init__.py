@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from pipeline.io.atomic import atomic_path, atomic_write_json, atomic_write_text, ensure_not_input
+from pipeline.io.atomic import atomic_path, atomic_write_json, atomic_write_text, ensure_not_input, remove_stale_temporaries
 from pipeline.io.errors import ImageFileError, InvalidVolumeError
 from pipeline.io.readers import check_volume, load_volume
 from pipeline.io.writers import save_nifti
@@ -14,6 +14,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_json",
     "atomic_write_text",
+    "remove_stale_temporaries",
     "check_volume",
     "ensure_not_input",
     "load_volume",

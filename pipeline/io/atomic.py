@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "ensure_not_input"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "ensure_not_input", "remove_stale_temporaries"]
 
 
 def ensure_not_input(output: str | os.PathLike, inputs: Iterable[str | os.PathLike | None]) -> None:
@@ -32,6 +33,29 @@ def ensure_not_input(output: str | os.PathLike, inputs: Iterable[str | os.PathLi
             raise FileExistsError(f"{output}: refusing to write over an input file")
 
 
+def _split_name(dest: Path) -> tuple[str, str]:
+    """(stem, suffix) of a destination; ``.nii.gz`` counts as one suffix."""
+    suffix = "".join(dest.suffixes[-2:]) if dest.name.endswith(".nii.gz") else dest.suffix
+    return (dest.name[: len(dest.name) - len(suffix)] if suffix else dest.name), suffix
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that :func:`atomic_path` left beside ``path`` when a run was killed.
+
+    A SIGKILL (or a power cut) skips the clean-up, leaving hidden ``.<stem>.<8 hex>.tmp<suffix>``
+    files; a rerun that writes ``path`` again calls this first. Returns the removed paths.
+    """
+    dest = Path(path)
+    if not dest.parent.is_dir():
+        return []
+    stem, suffix = _split_name(dest)
+    pattern = re.compile(rf"\.{re.escape(stem)}\.[0-9a-f]{{8}}\.tmp{re.escape(suffix)}")
+    stale = [p for p in dest.parent.iterdir() if pattern.fullmatch(p.name) and p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffixes); rename it onto ``path`` on success.
@@ -45,8 +69,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(dest.suffixes[-2:]) if dest.name.endswith(".nii.gz") else dest.suffix
-    stem = dest.name[: len(dest.name) - len(suffix)] if suffix else dest.name
+    stem, suffix = _split_name(dest)
     tmp = dest.with_name(f".{stem}.{uuid.uuid4().hex[:8]}.tmp{suffix}")
     try:
         yield tmp

@@ -173,6 +173,19 @@ def test_super_resolve_file_writes_nifti_and_sidecar(nifti_file: Path, tmp_path:
     assert abs(float(np.asanyarray(img.dataobj).mean()) - float(lr.mean())) < 0.05 * float(lr.mean())
 
 
+def test_rerun_removes_temporaries_of_a_killed_run(nifti_file: Path, tmp_path: Path) -> None:
+    """A SIGKILL mid-write leaves hidden temporaries; writing the same output again sweeps them."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    stale = [out_dir / ".sr.0123abcd.tmp.nii.gz", out_dir / ".sr.89abcdef.tmp.json"]
+    others = [out_dir / ".sr2.0123abcd.tmp.nii.gz", out_dir / "notes.tmp.nii.gz"]  # not this output's
+    for path in stale + others:
+        path.write_bytes(b"partial")
+    super_resolve_file(make_baseline("cubic"), nifti_file, out_dir / "sr.nii.gz", scale=[2, 2, 1])
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in others)
+    assert output_is_complete(out_dir / "sr.nii.gz")
+
+
 def test_super_resolve_file_needs_a_scale(nifti_file: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--scale"):
         super_resolve_file(make_baseline("cubic"), nifti_file, tmp_path / "sr.nii.gz")
