@@ -44,6 +44,9 @@ class WGANGPTrainer(Trainer):
             :class:`pipeline.losses.WGANGPCriticLoss` (Wasserstein loss + 10 · gradient penalty).
         critic_steps: critic iterations per generator step (the paper: 5).
         critic_warmup_iterations: iterations that train the critic alone first (the paper: 10000).
+        extra_critic_iterations: critic-only iterations inserted after every ``extra_critic_every``
+            generator steps (the paper: 200 after every 500); 0 disables them.
+        extra_critic_every: generator steps between two runs of extra critic iterations.
         epoch_length: iterations per epoch; default ``len(train_data_loader)``.
         non_blocking: asynchronous host-to-device copies.
         prepare_batch: ``(batch, device, non_blocking, **kwargs) -> (lr, hr)``.
@@ -73,6 +76,8 @@ class WGANGPTrainer(Trainer):
         *,
         critic_steps: int = 5,
         critic_warmup_iterations: int = 10000,
+        extra_critic_iterations: int = 0,
+        extra_critic_every: int = 500,
         epoch_length: int | None = None,
         non_blocking: bool = False,
         prepare_batch: Callable = prepare_sr_batch,
@@ -87,6 +92,11 @@ class WGANGPTrainer(Trainer):
             raise ValueError(f"critic_steps must be >= 1, got {critic_steps}")
         if critic_warmup_iterations < 0:
             raise ValueError(f"critic_warmup_iterations must be >= 0, got {critic_warmup_iterations}")
+        if extra_critic_iterations < 0 or extra_critic_every < 1:
+            raise ValueError(
+                f"extra_critic_iterations must be >= 0 and extra_critic_every >= 1, got "
+                f"{extra_critic_iterations} and {extra_critic_every}"
+            )
         super().__init__(
             device=torch.device(device),
             max_epochs=max_epochs,
@@ -109,12 +119,26 @@ class WGANGPTrainer(Trainer):
         self.critic_loss_function = critic_loss_function
         self.critic_steps = critic_steps
         self.critic_warmup_iterations = critic_warmup_iterations
+        self.extra_critic_iterations = extra_critic_iterations
+        self.extra_critic_every = extra_critic_every
         self.optim_set_to_none = optim_set_to_none
 
     def generator_steps_at(self, iteration: int) -> bool:
-        """Whether the generator steps on (1-based) ``iteration``."""
+        """Whether the generator steps on (1-based) ``iteration``.
+
+        After the warm-up, iterations run in cycles of ``extra_critic_every`` generator steps (each
+        after ``critic_steps - 1`` critic-only iterations) followed by ``extra_critic_iterations``
+        critic-only iterations; without extra iterations, every ``critic_steps``-th iteration steps G.
+        """
         after_warmup = iteration - self.critic_warmup_iterations
-        return after_warmup > 0 and after_warmup % self.critic_steps == 0
+        if after_warmup <= 0:
+            return False
+        if self.extra_critic_iterations:
+            generator_phase = self.extra_critic_every * self.critic_steps
+            after_warmup = (after_warmup - 1) % (generator_phase + self.extra_critic_iterations) + 1
+            if after_warmup > generator_phase:
+                return False
+        return after_warmup % self.critic_steps == 0
 
     def _iteration(self, engine: WGANGPTrainer, batchdata: dict[str, Any]) -> dict[str, Any]:
         if batchdata is None:

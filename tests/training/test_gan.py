@@ -66,8 +66,22 @@ def test_generator_steps_at(warmup, steps, expected):
     assert [i for i in range(1, 5) if trainer.generator_steps_at(i)] == expected
 
 
+def test_extra_critic_iterations_follow_every_n_generator_steps():
+    """The paper's extra critic phase: here 2 critic-only iterations after every 2 generator steps."""
+    trainer, _, _ = make_trainer(1, 2, 1)
+    trainer.extra_critic_iterations, trainer.extra_critic_every = 2, 2
+    # warm-up 1; cycle of 2 x 2 + 2 = 6 iterations: G on its 2nd and 4th, critic only on its 5th and 6th
+    assert [i for i in range(1, 15) if trainer.generator_steps_at(i)] == [3, 5, 9, 11]
+
+
 def test_ill_arg():
     with pytest.raises(ValueError):
         make_trainer(warmup=0, steps=0, iterations=1)
     with pytest.raises(ValueError):
         make_trainer(warmup=-1, steps=1, iterations=1)
+    trainer, generator, critic = make_trainer(0, 1, 1)
+    with pytest.raises(ValueError, match="extra_critic"):
+        WGANGPTrainer(
+            "cpu", 1, [], generator, critic, trainer.optimizer, trainer.critic_optimizer,
+            trainer.loss_function, trainer.critic_loss_function, extra_critic_every=0,
+        )
