@@ -36,7 +36,8 @@ def brain_crops(
     Args:
         zoom: HR/LR spacing ratio per axis, e.g. (2, 2, 1).
         crop_to_mask: crop to the ``mask_key`` bounding box plus :data:`BRAIN_CROP_MARGIN` voxels
-            (padding with zeros where the box reaches the volume's edge).
+            (clipped at the volume's edges, so the crop never grows the volume; rounding the size up
+            to a multiple of the zoom may still pad up to zoom - 1 zero voxels).
         roi_size: then keep a central block of this size (HR voxels, multiples of the zoom);
             ``None`` keeps the whole box.
         keys: the volumes to crop alike.
@@ -56,7 +57,7 @@ def brain_crops(
                 source_key=mask_key,
                 margin=BRAIN_CROP_MARGIN,
                 k_divisible=divisor,
-                allow_smaller=False,
+                allow_smaller=True,
                 start_coord_key=None,
                 end_coord_key=None,
             )

@@ -109,12 +109,16 @@ def test_training_dataset_is_deterministic(synthetic_manifest):
 
 
 def test_validation_dataset(synthetic_manifest):
-    ds = validation_dataset(synthetic_manifest, "bicubic-x2")
-    assert len(ds) == 2
-    item = ds[0]
+    whole = validation_dataset(synthetic_manifest, "bicubic-x2", crop_to_mask=False)
+    assert len(whole) == 2
+    item = whole[0]
     assert tuple(item["lr"].shape[1:]) == (12, 14, 12)
     assert item["hr"].shape == item["baseline"].shape == item["mask"].shape
     assert item["scan_id"] == "sub3"
+    cropped = validation_dataset(synthetic_manifest, "bicubic-x2")[0]  # default: the brain's box
+    assert cropped["mask"].sum() == item["mask"].sum()
+    assert all(c <= w for c, w in zip(cropped["hr"].shape, item["hr"].shape))
+    assert [2 * n for n in cropped["lr"].shape[1:3]] == list(cropped["hr"].shape[1:3])
 
 
 def test_scan_records(synthetic_manifest):
