@@ -2,9 +2,10 @@
 """Crop an HR volume and its brain mask to the brain, keeping sizes that the protocol's zoom divides.
 
 Used where a network is scored only inside the mask (validation, ``mrisr evaluate --crop-to-mask``):
-for skull-stripped scans the mask-restricted metrics do not change, and a network runs on ~30–40 %
-fewer voxels. Built from MONAI's ``CropForegroundd`` / ``CenterSpatialCropd``, which update the
-MetaTensor affine, so the cropped volumes keep their world coordinates.
+for skull-stripped scans the mask-restricted metrics do not change, and a network runs on fewer
+voxels (11–19 % fewer on the MALF val scans, 40 % fewer on MNI152). Built from MONAI's
+``CropForegroundd`` / ``CenterSpatialCropd``, which update the MetaTensor affine, so the cropped
+volumes keep their world coordinates.
 """
 
 from __future__ import annotations
