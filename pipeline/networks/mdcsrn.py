@@ -9,6 +9,7 @@ import torch
 from monai.networks.blocks import ADN, DenseBlock
 from monai.networks.layers.factories import Conv
 from torch import nn
+from torch.nn.modules.batchnorm import _NormBase
 
 from pipeline.networks.layers import check_positive_ints, check_spatial_dims
 
@@ -55,6 +56,11 @@ class MDCSRN(nn.Module):
         bottleneck_factor: bottleneck width in units of k. Defaults to 4.
         act: activation (MONAI name or ``(name, kwargs)``). Defaults to ``"elu"``.
         norm: normalisation (MONAI name or ``(name, kwargs)``). Defaults to ``"batch"``.
+        freeze_norm_statistics: keep every normalisation layer in evaluation mode, also in ``train()``: the
+            layers then use their stored statistics (at initialisation mean 0, variance 1, i.e. a learnable
+            per-channel affine) instead of the batch's. For training on small batches (a few small patches on
+            CPU), where batch statistics vary so much between batches that the output's absolute intensity
+            cannot be learnt. Not stored in the state dict. Defaults to False (the paper: batch statistics).
 
     Example::
 
@@ -79,6 +85,7 @@ class MDCSRN(nn.Module):
         bottleneck_factor: int = 4,
         act: tuple | str = "elu",
         norm: tuple | str = "batch",
+        freeze_norm_statistics: bool = False,
     ) -> None:
         super().__init__()
         check_spatial_dims(spatial_dims)
@@ -106,6 +113,61 @@ class MDCSRN(nn.Module):
             self.levels.append(nn.Sequential(compressor, DenseBlock(units)))
             concat_channels += width + units_per_block * k
         self.combine = _preact_conv(spatial_dims, concat_channels, out_channels, 1, act, norm)
+        self.freeze_norm_statistics = freeze_norm_statistics
+        self.train()
+
+    def train(self, mode: bool = True) -> MDCSRN:
+        """Set training mode; normalisation layers stay in evaluation mode if ``freeze_norm_statistics``."""
+        super().train(mode)
+        if self.freeze_norm_statistics:
+            for module in self.modules():
+                if isinstance(module, _NormBase):
+                    module.eval()
+        return self
+
+    def init_as_identity(self, shift: float = 0.0) -> MDCSRN:
+        """Initialise the network so that it returns its input, and return it (for use in configs).
+
+        The first stem filter of each input channel becomes a centred delta and the direct combination
+        takes that channel alone (its other weights zero), so training starts from the LR image (on the HR
+        grid) instead of a random map; all other layers keep their weights. The combination's conv undoes
+        its normalisation with that layer's stored statistics (mean m, variance v): norm affine 1 and
+        ``shift`` on the channel, conv weight sqrt(v + eps), bias m - shift * sqrt(v + eps). The output
+        equals the input while that normalisation uses its stored statistics (evaluation mode or
+        ``freeze_norm_statistics``) and ``(x - m) / sqrt(v + eps) + shift >= 0`` (ELU is the identity
+        there): with the initial statistics (0, 1) and ``shift`` 0, any non-negative input (magnitude MR
+        images); after :func:`pipeline.training.calibrate_norm_statistics`, a ``shift`` of a few units
+        covers inputs down to that many standard deviations below the mean. Call it again after a
+        calibration: the stem's delta must be in place before calibrating, the combination reads the new
+        statistics. An initialisation only: the architecture is unchanged.
+
+        Args:
+            shift: offset added after the normalisation of the identity channel, in standard deviations.
+
+        Raises:
+            ValueError: if ``in_channels != out_channels``.
+        """
+        stem, norm, combine_conv = self.stem, self.combine[0].N, self.combine[1]
+        channels = stem.in_channels
+        if channels != combine_conv.out_channels:
+            raise ValueError(
+                f"init_as_identity needs in_channels == out_channels, got {channels} and "
+                f"{combine_conv.out_channels}."
+            )
+        if getattr(norm, "running_mean", None) is None:
+            raise ValueError("init_as_identity needs a normalisation with stored statistics (e.g. BatchNorm).")
+        centre = tuple(k // 2 for k in stem.kernel_size)
+        with torch.no_grad():
+            stem.weight[:channels].zero_()
+            stem.bias[:channels].zero_()
+            combine_conv.weight.zero_()
+            for c in range(channels):
+                stem.weight[(c, c) + centre] = 1.0
+                mean, std = float(norm.running_mean[c]), float(torch.sqrt(norm.running_var[c] + norm.eps))
+                norm.weight[c], norm.bias[c] = 1.0, shift
+                combine_conv.weight[(c, c) + (0,) * len(centre)] = std
+                combine_conv.bias[c] = mean - shift * std
+        return self
 
     @classmethod
     def from_variant(cls, variant: str, **kwargs) -> MDCSRN:

@@ -23,6 +23,7 @@ from pipeline.training.handlers import (
     unwrap_module,
 )
 from pipeline.training.metrics import MaskedPSNR, MaskedPSNRGain, masked_psnr
+from pipeline.training.norm_calibration import calibrate_norm_statistics
 from pipeline.training.optim import param_groups
 from pipeline.training.patches import RandPairedPatchd, RandPairedPatchD, RandPairedPatchDict, valid_patch_starts
 from pipeline.training.volumes import (
@@ -38,6 +39,7 @@ from pipeline.training.workflow import bundle_workflow, train
 __all__ = [
     "UPSAMPLING_MODES",
     "BaselineSRd",
+    "calibrate_norm_statistics",
     "BestModelSaver",
     "GradientClipping",
     "LoadVolumed",

@@ -62,3 +62,31 @@ def test_ill_arg(kwargs):
 def test_ill_variant(variant):
     with pytest.raises(ValueError):
         MDCSRN.from_variant(variant)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_frozen_norm_statistics_survive_train_and_keep_the_state_dict(spatial_dims):
+    frozen = MDCSRN(spatial_dims, freeze_norm_statistics=True, **SMALL).train()
+    norms = [m for m in frozen.modules() if isinstance(m, torch.nn.modules.batchnorm._NormBase)]
+    assert frozen.training and norms and not any(m.training for m in norms)
+    frozen(torch.rand((3, 1) + (6,) * spatial_dims)).mean().backward()
+    assert all(float(m.running_mean.abs().max()) == 0.0 for m in norms)  # statistics untouched
+    plain = MDCSRN(spatial_dims, **SMALL).train()
+    assert all(m.training for m in plain.modules() if isinstance(m, torch.nn.modules.batchnorm._NormBase))
+    assert frozen.state_dict().keys() == plain.state_dict().keys()
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_init_as_identity_returns_the_input(spatial_dims):
+    net = MDCSRN(spatial_dims, freeze_norm_statistics=True, **SMALL).init_as_identity()
+    x = torch.rand((2, 1) + (7,) * spatial_dims)
+    torch.testing.assert_close(net(x), x, atol=1e-4, rtol=1e-4)  # BatchNorm's eps: 1 / sqrt(1 + 1e-5)
+    torch.testing.assert_close(net.eval()(x), x, atol=1e-4, rtol=1e-4)
+    out = net.train()(x)
+    out.mean().backward()
+    assert net.levels[0][0][1].weight.grad is not None
+
+
+def test_init_as_identity_needs_matching_channels():
+    with pytest.raises(ValueError, match="in_channels == out_channels"):
+        MDCSRN(in_channels=2, out_channels=1, **SMALL).init_as_identity()

@@ -228,6 +228,24 @@ def test_cpu_recipe_overrides_existing_keys(name: str):
         assert key in parser, f"{recipe}: {key} is not a key of train.json"
 
 
+def test_mdcsrn_cpu_recipe_starts_from_the_input_with_calibrated_frozen_statistics(synthetic_manifest: Path):
+    """The CPU recipe's network (BatchNorm statistics measured on training batches, then frozen; identity
+    start) returns its input in training mode, so training starts at the zero-filled k-space input; the
+    paper's recipe keeps batch statistics."""
+    parser = ConfigParser()
+    parser.read_config([configs("mdcsrn") / "train.json", configs("mdcsrn") / "train_cpu.json"])
+    parser.update({"device": "$torch.device('cpu')", "dataset_manifest": str(synthetic_manifest)})
+    parser.update({"train#dataset#patch_size": [8, 8, 8], "train#dataset#max_scans": 1})
+    network = parser.get_parsed_content("network").train()
+    norms = [m for m in network.modules() if isinstance(m, torch.nn.BatchNorm3d)]
+    assert not any(m.training for m in norms)
+    assert all(float(m.running_var.min()) != 1.0 for m in norms)  # measured, not the initial statistics
+    x = torch.rand(2, 1, 12, 12, 12)
+    torch.testing.assert_close(network(x), x, atol=1e-4, rtol=1e-4)
+    paper = ConfigParser(read_json(configs("mdcsrn") / "train.json")).get_parsed_content("network_def").train()
+    assert all(m.training for m in paper.modules() if isinstance(m, torch.nn.BatchNorm3d))
+
+
 @pytest.mark.parametrize("name", [*BUNDLES, "srcnn"])
 def test_configs_hold_no_absolute_paths(name: str):
     def strings(node):
