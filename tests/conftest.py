@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import nibabel as nib
@@ -11,6 +13,8 @@ import torch
 from monai.data import MetaTensor
 
 torch.set_num_threads(1)  # pytest-xdist runs one worker per core; more threads only contend
+os.environ["MRISR_NUM_THREADS"] = "1"  # the same for the fast inference path (pipeline.acceleration)
+os.environ["MRISR_CACHE_DIR"] = tempfile.mkdtemp(prefix="mrisr-test-cache-")  # measured precision choices
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO_ROOT.parent / "shared" / "data").resolve()

@@ -9,11 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipeline.acceleration import PRECISIONS
 from pipeline.cohort import run_cohort
 from pipeline.inference.run import output_is_complete
 from pipeline.manifests import read_manifest, row_path, scan_id
 
-__all__ = ["add_input_arguments", "run_single_or_cohort", "fail"]
+__all__ = ["add_input_arguments", "add_precision_argument", "run_single_or_cohort", "fail"]
 
 
 def add_input_arguments(parser: argparse.ArgumentParser, *, default_column: str) -> None:
@@ -26,6 +27,17 @@ def add_input_arguments(parser: argparse.ArgumentParser, *, default_column: str)
     parser.add_argument("--data-root", help="folder that the manifest's relative paths resolve against")
     parser.add_argument("--column", default=default_column, help=f"manifest column with the inputs (default: {default_column})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    """``--precision auto|fp32|bf16|fp16`` for the commands that run networks."""
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="numerical precision of the networks (default: the bundle's, auto = bf16/fp16 where measurably "
+        "faster on this device, else fp32); recorded in each output's sidecar",
+    )
 
 
 def fail(message: str) -> int:

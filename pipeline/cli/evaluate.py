@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.cli.common import fail
+from pipeline.cli.common import add_precision_argument, fail
 from pipeline.protocols import PROTOCOLS, get_protocol
 
 __all__ = ["add_parser"]
@@ -31,6 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", default="val", help="manifest split to evaluate (default val; 'all' for every row)")
     parser.add_argument("--data-root", help="folder that the manifest's relative paths resolve against")
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda:0...")
+    add_precision_argument(parser)
     parser.add_argument("--save-volumes", action="store_true", help="also write every SR volume as NIfTI")
     parser.add_argument(
         "--crop-to-mask",
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
             split=None if args.split == "all" else args.split,
             data_root=args.data_root,
             device=args.device,
+            precision=args.precision,
             save_volumes=args.save_volumes,
             crop_to_mask=args.crop_to_mask,
             progress=not args.no_progress,

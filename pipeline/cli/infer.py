@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.cli.common import add_input_arguments, fail, run_single_or_cohort
+from pipeline.cli.common import add_input_arguments, add_precision_argument, fail, run_single_or_cohort
 from pipeline.inference import BASELINE_NAMES, available_bundles, load_method, super_resolve_file
 
 __all__ = ["add_parser"]
@@ -29,12 +29,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--scale", type=float, nargs=3, metavar=("SX", "SY", "SZ"), help="output voxels per input voxel per axis")
     parser.add_argument("--target-spacing", type=float, nargs=3, metavar=("DX", "DY", "DZ"), help="output spacing in mm")
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda:0...")
+    add_precision_argument(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        method = load_method(args.method, device=args.device)
+        method = load_method(args.method, device=args.device, precision=args.precision)
     except (OSError, ValueError) as err:
         return fail(str(err))
 

@@ -93,11 +93,11 @@ class _ScanOutcome:
     panel: PanelSlices | None
 
 
-def _load_methods(methods: Sequence[Any], device: str | torch.device | None) -> list[Any]:
+def _load_methods(methods: Sequence[Any], device: str | torch.device | None, precision: str | None = None) -> list[Any]:
     """Methods as callables (strings through :func:`~pipeline.inference.load_method`), names unique."""
     if not methods:
         raise ValueError("no methods to evaluate")
-    loaded = [load_method(m, device=device) if isinstance(m, str) else m for m in methods]
+    loaded = [load_method(m, device=device, precision=precision) if isinstance(m, str) else m for m in methods]
     names = [m.name for m in loaded]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
@@ -201,6 +201,7 @@ def _evaluate_scan(
                 "sharpness_rel": relative_sharpness(sr_array, hr_array, mask),
                 "data_range": value_range,
                 "runtime_s": method.last_runtime_s if getattr(method, "last_runtime_s", None) is not None else elapsed,
+                "precision": getattr(method, "precision", None) or "fp32",
                 "mask_source": mask_source,
             }
             if volumes_dir is not None:
@@ -233,6 +234,7 @@ def evaluate_cohort(
     split: str | None = "val",
     data_root: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
+    precision: str | None = None,
     save_volumes: bool = False,
     crop_to_mask: bool = False,
     progress: bool = True,
@@ -249,6 +251,8 @@ def evaluate_cohort(
         split: manifest split to evaluate (``None``: every row).
         data_root: folder that the manifest's relative paths resolve against.
         device: device for network methods (default: each bundle's own choice).
+        precision: "auto", "fp32", "bf16" or "fp16" for network methods (default: each bundle's own
+            choice, "auto"); the precision used is in the ``precision`` column of the metrics.
         save_volumes: also write each SR volume to ``volumes/<method>/<scan_id>.nii.gz``.
         crop_to_mask: crop HR and mask to the mask's bounding box plus 8 voxels before the LR is
             made (:func:`pipeline.transforms.brain_crops`): metrics in the mask stay comparable
@@ -274,7 +278,7 @@ def evaluate_cohort(
     """
     proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
     table = read_manifest(manifest, data_root=data_root, split=split, require=("hr",))
-    sr_methods = _load_methods(methods, device)
+    sr_methods = _load_methods(methods, device, precision)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     volumes_dir = out / "volumes" if save_volumes else None

@@ -63,12 +63,19 @@ def bundle_info(bundle_root: str | os.PathLike) -> dict[str, Any]:
     return {"name": meta.get("name", root.name), "version": meta.get("version"), "path": str(root)}
 
 
-def load_bundle_method(bundle_root: str | os.PathLike, *, device: str | torch.device | None = None, **overrides: Any) -> Any:
+def load_bundle_method(
+    bundle_root: str | os.PathLike,
+    *,
+    device: str | torch.device | None = None,
+    precision: str | None = None,
+    **overrides: Any,
+) -> Any:
     """Instantiate a bundle's ``sr_method`` (a :class:`NetworkSR` with its trained weights).
 
     Args:
         bundle_root: the bundle folder (holding ``configs/inference.json`` and ``models/model.pt``).
         device: overrides the bundle's ``device`` ("auto" = CUDA when available, else CPU).
+        precision: overrides the bundle's ``precision`` ("auto", "fp32", "bf16", "fp16").
         overrides: further config overrides, e.g. ``sr_method#batch_size=8``.
     """
     root = Path(bundle_root).resolve()
@@ -80,17 +87,28 @@ def load_bundle_method(bundle_root: str | os.PathLike, *, device: str | torch.de
     parser["bundle_root"] = str(root)
     if device is not None:
         parser["device"] = f"$torch.device('{resolve_device(device)}')"
+    if precision is not None:
+        parser["precision"] = precision
     for key, value in overrides.items():
         parser[key] = value
     return parser.get_parsed_content("sr_method")
 
 
-def load_method(spec: str, *, device: str | torch.device | None = None, bundles_dir: str | os.PathLike = BUNDLES_DIR) -> Any:
-    """A baseline by name, a bundle by name (under ``bundles_dir``) or a bundle folder path."""
+def load_method(
+    spec: str,
+    *,
+    device: str | torch.device | None = None,
+    precision: str | None = None,
+    bundles_dir: str | os.PathLike = BUNDLES_DIR,
+) -> Any:
+    """A baseline by name, a bundle by name (under ``bundles_dir``) or a bundle folder path.
+
+    ``device`` and ``precision`` apply to bundles (baselines run on the CPU in float64/float32).
+    """
     if spec in BASELINE_NAMES:
         return make_baseline(spec)
     candidate = Path(spec)
     root = candidate if (candidate / "configs").is_dir() else Path(bundles_dir) / spec
     if not (root / "configs" / "inference.json").is_file():
         raise ValueError(f"unknown method {spec!r}: not a baseline {BASELINE_NAMES} nor a bundle in {bundles_dir}")
-    return load_bundle_method(root, device=device)
+    return load_bundle_method(root, device=device, precision=precision)

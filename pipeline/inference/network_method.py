@@ -12,6 +12,12 @@ real neighbours. ``margin`` = 0 blends patches with MONAI's modes (``blend_mode`
 keeps only each patch's centre (:mod:`pipeline.inference.tiling`, as seed 003 does with 70³
 patches and a margin of 3), which equals a whole-volume pass when the network's receptive-field
 radius is at most ``margin``.
+
+Speed (``fast``, on by default; :mod:`pipeline.acceleration`): the network is replaced by its
+inference form (fused and rewritten layers, channels-last weights), inputs are fed channels-last,
+autograd is off (``torch.inference_mode``), CPU threads match the cores this process may use, and
+``precision`` chooses fp32, bf16 or fp16 (``auto``: what is measurably faster on this device).
+``fast=False`` runs the trained module as it is, in fp32 unless ``precision`` says otherwise.
 """
 
 from __future__ import annotations
@@ -25,6 +31,14 @@ import torch
 from monai.data import MetaTensor
 from monai.inferers import sliding_window_inference
 
+from pipeline.acceleration import (
+    PRECISIONS,
+    channels_last_format,
+    configure_cpu_runtime,
+    optimize_for_inference,
+    precision_context,
+    resolve_precision,
+)
 from pipeline.inference.device import auto_batch_size, resolve_device
 from pipeline.inference.interpolation import INTERPOLATION_ORDERS, interpolate_volume
 from pipeline.inference.kspace import zero_filled_upsample
@@ -94,7 +108,10 @@ class NetworkSR:
         batch_size: patches or slices per forward pass; ``None`` chooses from device memory.
         slice_axis: spatial axis (0-2) to slice across for 2D networks; ``None`` = from the zoom.
         device: "auto" (CUDA if present), "cpu", "cuda:0"...
-        amp: autocast to float16 on CUDA.
+        precision: "auto", "fp32", "bf16" or "fp16" (:func:`pipeline.acceleration.resolve_precision`);
+            resolved on the first call, then in ``self.precision`` with the reason in
+            ``self.precision_reason``.
+        fast: run the network's inference form (see the module docstring); False runs it as trained.
         name: the method's name in outputs and tables.
         bundle_info: the bundle's name/version/path for output sidecars (``pipeline.inference.bundle_info``).
     """
@@ -112,7 +129,8 @@ class NetworkSR:
         batch_size: int | None = None,
         slice_axis: int | None = None,
         device: str | torch.device | None = "auto",
-        amp: bool = True,
+        precision: str = "auto",
+        fast: bool = True,
         name: str = "network",
         bundle_info: dict[str, Any] | None = None,
     ) -> None:
@@ -128,7 +146,11 @@ class NetworkSR:
             raise ValueError(f"margin must be >= 0, got {margin}")
         if slice_axis is not None and slice_axis not in (0, 1, 2):
             raise ValueError(f"slice_axis must be 0, 1 or 2, got {slice_axis}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.device = resolve_device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device} asked for, but CUDA is not available on this machine; use --device cpu")
         self.network = network.to(self.device).eval()
         self.spatial_dims = spatial_dims
         self.upsampling = upsampling
@@ -138,10 +160,43 @@ class NetworkSR:
         self.blend_mode = blend_mode
         self.batch_size = batch_size
         self.slice_axis = slice_axis
-        self.amp = amp and self.device.type == "cuda"
+        self.requested_precision = precision
+        self.fast = fast
+        self.precision: str | None = None
+        self.precision_reason: str | None = None
         self.name = name
         self.bundle_info = bundle_info
         self.last_runtime_s: float | None = None
+        self._runner: torch.nn.Module = network
+
+    def _calibration_sample(self) -> torch.Tensor:
+        """A small input for timing the network in fp32 and bf16 (``precision="auto"`` on some CPUs)."""
+        shape = (1, 1, 24, 24, 24) if self.spatial_dims == 3 else (2, 1, 40, 40)
+        sample = torch.rand(shape, device=self.device)
+        return sample.contiguous(memory_format=channels_last_format(self.spatial_dims)) if self.fast else sample
+
+    def prepare(self) -> None:
+        """Configure the CPU runtime and resolve the precision (once; the first call does it)."""
+        if self.precision is None:
+            if self.device.type == "cpu":
+                configure_cpu_runtime()
+            runner = self._build_runner()
+            self.precision, self.precision_reason = resolve_precision(
+                self.requested_precision, self.device, runner, self._calibration_sample()
+            )
+
+    def _build_runner(self) -> torch.nn.Module:
+        """The module that runs: the fast form of the network's current weights, or the network itself.
+
+        Built anew for every volume, so a network still being trained (validation) is always seen
+        with its latest weights.
+        """
+        return optimize_for_inference(self.network, self.spatial_dims, self.device) if self.fast else self.network.eval()
+
+    def _predict(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.fast:
+            batch = batch.contiguous(memory_format=channels_last_format(batch.dim() - 2))
+        return self._runner(batch)
 
     def _roi(self, shape: Sequence[int]) -> tuple[int, ...]:
         if self.roi_size is None:
@@ -151,12 +206,12 @@ class NetworkSR:
 
     def _windows(self, batch: torch.Tensor, roi: Sequence[int], sw_batch_size: int) -> torch.Tensor:
         if self.margin > 0:
-            return margin_crop_inference(batch, roi, self.margin, self.network, sw_batch_size, self.device)
+            return margin_crop_inference(batch, roi, self.margin, self._predict, sw_batch_size, self.device)
         return sliding_window_inference(
             batch.to(self.device),
             roi_size=roi,
             sw_batch_size=sw_batch_size,
-            predictor=self.network,
+            predictor=self._predict,
             overlap=self.overlap,
             mode=self.blend_mode,
             padding_mode="replicate",
@@ -174,7 +229,7 @@ class NetworkSR:
         outputs = [self._windows(slices[i : i + batch], roi, batch).cpu() for i in range(0, len(slices), batch)]
         return torch.cat(outputs)[:, 0].movedim(0, axis)[None]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def __call__(self, lr: MetaTensor, zoom: Sequence[float]) -> MetaTensor:
         """Super-resolve a (1, X, Y, Z) LR volume onto the grid zoomed by ``zoom``.
 
@@ -183,12 +238,14 @@ class NetworkSR:
             zoomed grid's affine and the input's other metadata.
         """
         start = time.perf_counter()
+        self.prepare()
+        self._runner = self._build_runner()
         zoom = [float(z) for z in zoom]
         scale = robust_intensity_scale(lr)
         source = to_network_input(lr, zoom, self.upsampling)
         volume = source.as_tensor().float() / scale
         axis = self.slice_axis if self.slice_axis is not None else choose_slice_axis(zoom)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+        with precision_context(self.device, self.precision):
             out = self._run_3d(volume) if self.spatial_dims == 3 else self._run_2d(volume, axis)
         out = out.float().cpu() * scale
         in_shape = np.asarray(lr.shape[1:])

@@ -99,6 +99,9 @@ def super_resolve_file(
         "output_spacing_mm": [round(float(s), 6) for s in spacing_from_affine(sr.affine)],
         "runtime_s": round(float(method.last_runtime_s or 0.0), 3),
         "device": str(getattr(method, "device", "cpu")),
+        "precision": getattr(method, "precision", None) or "fp32",
+        "precision_reason": getattr(method, "precision_reason", None),
+        "fast_path": bool(getattr(method, "fast", False)),
         "software": software_versions(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -7,16 +7,32 @@ of real neighbours) always leak into the result. Here each patch writes only its
 by ``margin`` voxels on every side that is not the volume's own border; patches are spaced
 ``roi - 2 * margin`` apart so the centres tile the volume. For a network whose receptive-field
 radius is at most ``margin``, the result equals a whole-volume forward pass.
+
+Along each axis the patch is shrunk to the shortest length that needs no more patches than
+``roi`` does (:func:`balanced_patch_size`): 161 voxels with ``roi`` 70 and ``margin`` 3 take three
+58-voxel patches (174 voxels computed) instead of three 70-voxel ones (210).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 
 import torch
 
-__all__ = ["patch_starts", "margin_crop_inference"]
+__all__ = ["balanced_patch_size", "patch_starts", "margin_crop_inference"]
+
+
+def balanced_patch_size(size: int, roi: int, margin: int) -> int:
+    """The shortest patch length <= ``roi`` whose centres tile ``size`` with as few patches as ``roi``'s."""
+    if roi >= size:
+        return size
+    step = roi - 2 * margin
+    if step < 1:
+        raise ValueError(f"patch size {roi} leaves no centre after a margin of {margin} on both sides")
+    count = math.ceil((size - 2 * margin) / step)
+    return min(roi, math.ceil((size - 2 * margin) / count) + 2 * margin)
 
 
 def patch_starts(size: int, roi: int, margin: int) -> list[int]:
@@ -42,7 +58,7 @@ def margin_crop_inference(
 
     Args:
         inputs: (N, C, *spatial) tensor (N is usually 1, or a batch of 2D slices).
-        roi_size: patch size per spatial axis (clipped to the volume).
+        roi_size: largest patch size per spatial axis (balanced, :func:`balanced_patch_size`).
         margin: voxels cropped from every patch side that is not on the volume border.
         predictor: maps (B, C, *roi) to (B, C', *roi × zoom) with an integer zoom per axis.
         batch_size: patches per predictor call.
@@ -52,7 +68,7 @@ def margin_crop_inference(
         (N, C', *spatial × zoom) tensor.
     """
     spatial = inputs.shape[2:]
-    roi = [min(int(r), int(s)) for r, s in zip(roi_size, spatial)]
+    roi = [balanced_patch_size(int(s), int(r), margin) for r, s in zip(roi_size, spatial)]
     starts = [patch_starts(s, r, margin) for s, r in zip(spatial, roi)]
     corners = list(itertools.product(*starts))
     output: torch.Tensor | None = None

@@ -142,3 +142,18 @@ def test_preprocess_negative_volume_fails_cleanly(tmp_path: Path, capsys: pytest
     err = capsys.readouterr().err
     assert "negative.nii.gz" in err and "negative" in err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_infer_precision_flag_is_recorded(nifti_file: Path, tmp_path: Path, precision: str) -> None:
+    sr = tmp_path / "sr.nii.gz"
+    args = ["infer", str(nifti_file), "-o", str(sr), "--method", "srcnn", "--scale", "1", "1", "1", "--device", "cpu"]
+    assert main([*args, "--precision", precision]) == 0
+    record = json.loads((tmp_path / "sr.json").read_text())
+    assert record["precision"] == precision and record["precision_reason"] == "requested"
+    assert record["fast_path"] is True
+
+
+def test_infer_rejects_unknown_precision(nifti_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        main(["infer", str(nifti_file), "-o", str(tmp_path / "sr.nii.gz"), "--method", "srcnn", "--precision", "fp8"])

@@ -20,6 +20,7 @@ from pipeline.inference import (
     super_resolve_file,
     zero_fill_array,
 )
+from pipeline.inference.tiling import balanced_patch_size, patch_starts
 from pipeline.io import load_volume
 from pipeline.transforms.grid import spacing_from_affine, voxel_to_world
 
@@ -119,7 +120,7 @@ def test_sliding_window_equals_whole_volume_3d(overlap: float) -> None:
     net = conv_net(3)
     volume = torch.rand(1, 30, 34, 26) * 100
     image = MetaTensor(volume, affine=torch.eye(4))
-    method = NetworkSR(net, spatial_dims=3, upsampling="nearest", roi_size=16, overlap=overlap, margin=3, device="cpu", batch_size=3)
+    method = NetworkSR(net, spatial_dims=3, upsampling="nearest", roi_size=16, overlap=overlap, margin=3, device="cpu", batch_size=3, precision="fp32")
     out = method(image, [1.0, 1.0, 1.0])
     scale = float(np.percentile(volume[volume > 0].numpy(), 99.5))
     with torch.no_grad():
@@ -130,7 +131,7 @@ def test_sliding_window_equals_whole_volume_3d(overlap: float) -> None:
 def test_slice_wise_equals_whole_slices_2d_tiled() -> None:
     net = conv_net(2)
     volume = torch.rand(1, 40, 36, 5) * 50
-    method = NetworkSR(net, spatial_dims=2, upsampling="linear", roi_size=20, overlap=0.5, margin=3, device="cpu", batch_size=2)
+    method = NetworkSR(net, spatial_dims=2, upsampling="linear", roi_size=20, overlap=0.5, margin=3, device="cpu", batch_size=2, precision="fp32")
     out = method(MetaTensor(volume, affine=torch.eye(4)), [1.0, 1.0, 1.0])
     scale = float(np.percentile(volume[volume > 0].numpy(), 99.5))
     with torch.no_grad():
@@ -205,3 +206,39 @@ def test_incomplete_output_is_not_complete(tmp_path: Path) -> None:
     assert not output_is_complete(out)
     (tmp_path / "sr.json").write_text(json.dumps({"status": "complete", "output_shape": [2, 2, 2]}))
     assert not output_is_complete(out)
+
+
+@pytest.mark.parametrize("size, roi, margin, expected", [(161, 70, 3, 58), (198, 70, 3, 70), (40, 70, 3, 40), (71, 70, 3, 39)])
+def test_balanced_patch_size(size: int, roi: int, margin: int, expected: int) -> None:
+    patch = balanced_patch_size(size, roi, margin)
+    assert patch == expected
+    assert len(patch_starts(size, patch, margin)) == len(patch_starts(size, roi, margin))
+
+
+def test_fast_and_plain_paths_agree_and_record_precision() -> None:
+    net = conv_net(3)
+    image = MetaTensor(torch.rand(1, 30, 34, 26) * 100, affine=torch.eye(4))
+    kwargs = dict(spatial_dims=3, upsampling="nearest", roi_size=16, margin=3, device="cpu", precision="fp32")
+    fast, plain = NetworkSR(net, fast=True, **kwargs), NetworkSR(net, fast=False, **kwargs)
+    torch.testing.assert_close(fast(image, [1, 1, 1]).as_tensor(), plain(image, [1, 1, 1]).as_tensor(), rtol=1e-5, atol=1e-4)
+    assert (fast.precision, fast.precision_reason) == ("fp32", "requested")
+
+
+def test_fast_path_sees_the_latest_weights() -> None:
+    """Validation during training calls one NetworkSR again and again while the weights change."""
+    net = conv_net(2)
+    method = NetworkSR(net, spatial_dims=2, upsampling="nearest", device="cpu", precision="fp32")
+    image = MetaTensor(torch.rand(1, 12, 10, 3) * 10, affine=torch.eye(4))
+    first = method(image, [1, 1, 1]).as_tensor().clone()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.5)
+    assert not torch.allclose(method(image, [1, 1, 1]).as_tensor(), first)
+
+
+def test_network_sr_rejects_bad_precision_and_missing_cuda() -> None:
+    with pytest.raises(ValueError, match="precision must be one of"):
+        NetworkSR(torch.nn.Identity(), spatial_dims=2, upsampling="cubic", precision="fp8")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            NetworkSR(torch.nn.Identity(), spatial_dims=2, upsampling="cubic", device="cuda:0")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import locale
 import math
 from pathlib import Path
 
@@ -86,7 +87,9 @@ def test_dicom_series_folder(tmp_path: Path) -> None:
         dicom_io.KeepOriginalUIDOn()
         dicom_io.SetMetaDataDictionary(tags)
         slice_img.SetMetaDataDictionary(tags)
+        saved_locale = locale.setlocale(locale.LC_ALL)
         itk.imwrite(slice_img, str(folder / f"IM{k:04d}.dcm"), imageio=dicom_io)
+        locale.setlocale(locale.LC_ALL, saved_locale)  # GDCM's writer leaves the process in the "C" locale
     img = load_volume(folder)
     np.testing.assert_allclose(img[0].numpy(), arr)
     np.testing.assert_allclose(img.affine.numpy(), _expected_ras_affine(spacing, origin, direction), atol=1e-4)
