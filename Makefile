@@ -7,10 +7,12 @@ DEMO_OUT ?= demo_output
 
 # torch first, pinned: here 2.13.0 is a local CPU wheel; an unpinned torch pulls GBs of CUDA packages.
 install:
+	@echo "mrisr: installing torch 2.13.0 (CPU build) and the package with its dependencies (first time: 1-3 min)"
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[test,demo]'
 
 demo: install
+	@echo "mrisr: running the demo into $(DEMO_OUT) (about 3 min on 2 CPU cores)"
 	$(PYTHON) -m pipeline demo --output $(DEMO_OUT)
 
 test: install

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.cli.common import add_precision_argument
+from pipeline.demo import DEMO_SLAB_SLICES
+
 __all__ = ["add_parser"]
 
 
@@ -14,11 +17,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--output", default="demo_output", help="output folder (default demo_output)")
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda:0...")
+    add_precision_argument(parser)
+    parser.add_argument(
+        "--slab",
+        type=int,
+        default=DEMO_SLAB_SLICES,
+        help=f"axial slices of the template the SR step runs on (default {DEMO_SLAB_SLICES}: a few minutes on 2 CPU "
+        "cores; 0 = the whole template)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
-    run_demo(args.output, device=args.device)
+    run_demo(args.output, device=args.device, precision=args.precision, slab_slices=args.slab)
     return 0

@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose
+from tqdm import tqdm
 
 from pipeline.cohort import run_cohort
 from pipeline.evaluation.figures import PanelSlices, plot_boxplots, plot_panel
@@ -53,6 +54,7 @@ PER_SCAN_COLUMNS = (
     "sharpness_rel",
     "data_range",
     "runtime_s",
+    "precision",
     "mask_source",
 )
 FAILURE_COLUMNS = ("scan_id", "method", "input", "error_type", "error", "where")
@@ -93,11 +95,19 @@ class _ScanOutcome:
     panel: PanelSlices | None
 
 
-def _load_methods(methods: Sequence[Any], device: str | torch.device | None, precision: str | None = None) -> list[Any]:
-    """Methods as callables (strings through :func:`~pipeline.inference.load_method`), names unique."""
+def _load_methods(
+    methods: Sequence[Any], device: str | torch.device | None, precision: str | None = None, progress: bool = False
+) -> list[Any]:
+    """Methods as callables (strings through :func:`~pipeline.inference.load_method`), names unique.
+
+    Networks loaded by name show their own progress bars when ``progress`` is on.
+    """
     if not methods:
         raise ValueError("no methods to evaluate")
     loaded = [load_method(m, device=device, precision=precision) if isinstance(m, str) else m for m in methods]
+    for spec, method in zip(methods, loaded):
+        if isinstance(spec, str) and hasattr(method, "progress"):
+            method.progress = progress
     names = [m.name for m in loaded]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
@@ -164,6 +174,7 @@ def _evaluate_scan(
     volumes_dir: Path | None,
     want_panel: bool,
     crop_to_mask: bool = False,
+    progress: bool = False,
 ) -> _ScanOutcome:
     """Score every method on one manifest row; a failing method is recorded, the others go on."""
     sid = scan_id(row)
@@ -177,7 +188,9 @@ def _evaluate_scan(
     value_range = data_range(hr_array, mask)
     panel = _panel_for(hr, lr, mask, protocol, sid) if want_panel else None
     records, failures = [], []
-    for method in methods:
+    bar = tqdm(methods, desc=f"{sid} {protocol.name}", unit="method", leave=False, disable=not progress)
+    for method in bar:
+        bar.set_postfix_str(method.name)
         try:
             start = time.perf_counter()
             sr = method(lr, list(protocol.zoom))
@@ -278,7 +291,7 @@ def evaluate_cohort(
     """
     proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
     table = read_manifest(manifest, data_root=data_root, split=split, require=("hr",))
-    sr_methods = _load_methods(methods, device, precision)
+    sr_methods = _load_methods(methods, device, precision, progress)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     volumes_dir = out / "volumes" if save_volumes else None
@@ -287,7 +300,9 @@ def evaluate_cohort(
     panels: list[PanelSlices] = []
 
     def job(row: pd.Series) -> list[dict[str, Any]]:
-        outcome = _evaluate_scan(row, proto, sr_methods, volumes_dir, want_panel=not panels, crop_to_mask=crop_to_mask)
+        outcome = _evaluate_scan(
+            row, proto, sr_methods, volumes_dir, want_panel=not panels, crop_to_mask=crop_to_mask, progress=progress
+        )
         method_failures.extend(outcome.failures)
         if outcome.panel is not None:
             panels.append(outcome.panel)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 from monai.inferers import sliding_window_inference
+from tqdm import tqdm
 
 from pipeline.acceleration import (
     PRECISIONS,
@@ -113,6 +114,7 @@ class NetworkSR:
             ``self.precision_reason``.
         fast: run the network's inference form (see the module docstring); False runs it as trained.
         name: the method's name in outputs and tables.
+        progress: show a progress bar over patches or slice batches (an attribute; may be set later).
         bundle_info: the bundle's name/version/path for output sidecars (``pipeline.inference.bundle_info``).
     """
 
@@ -133,6 +135,7 @@ class NetworkSR:
         fast: bool = True,
         name: str = "network",
         bundle_info: dict[str, Any] | None = None,
+        progress: bool = False,
     ) -> None:
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
@@ -165,6 +168,7 @@ class NetworkSR:
         self.precision: str | None = None
         self.precision_reason: str | None = None
         self.name = name
+        self.progress = progress
         self.bundle_info = bundle_info
         self.last_runtime_s: float | None = None
         self._runner: torch.nn.Module = network
@@ -206,7 +210,7 @@ class NetworkSR:
 
     def _windows(self, batch: torch.Tensor, roi: Sequence[int], sw_batch_size: int) -> torch.Tensor:
         if self.margin > 0:
-            return margin_crop_inference(batch, roi, self.margin, self._predict, sw_batch_size, self.device)
+            return margin_crop_inference(batch, roi, self.margin, self._predict, sw_batch_size, self.device, self.progress)
         return sliding_window_inference(
             batch.to(self.device),
             roi_size=roi,
@@ -215,6 +219,7 @@ class NetworkSR:
             overlap=self.overlap,
             mode=self.blend_mode,
             padding_mode="replicate",
+            progress=self.progress,
         )
 
     def _run_3d(self, volume: torch.Tensor) -> torch.Tensor:
@@ -226,7 +231,8 @@ class NetworkSR:
         slices = volume[0].movedim(axis, 0)[:, None]  # (S, 1, H, W)
         roi = self._roi(slices.shape[2:])
         batch = self.batch_size or auto_batch_size(self.device, int(np.prod(roi)))
-        outputs = [self._windows(slices[i : i + batch], roi, batch).cpu() for i in range(0, len(slices), batch)]
+        starts = tqdm(range(0, len(slices), batch), desc=f"{self.name} slices", unit="batch", leave=False, disable=not self.progress)
+        outputs = [self._windows(slices[i : i + batch], roi, batch).cpu() for i in starts]
         return torch.cat(outputs)[:, 0].movedim(0, axis)[None]
 
     @torch.inference_mode()

@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import torch
+from tqdm import tqdm
 
 __all__ = ["balanced_patch_size", "patch_starts", "margin_crop_inference"]
 
@@ -53,6 +54,7 @@ def margin_crop_inference(
     predictor: Callable[[torch.Tensor], torch.Tensor],
     batch_size: int = 1,
     device: torch.device | str | None = None,
+    progress: bool = False,
 ) -> torch.Tensor:
     """Run ``predictor`` on patches of ``inputs`` (N, C, *spatial) and stitch their valid centres.
 
@@ -63,6 +65,7 @@ def margin_crop_inference(
         predictor: maps (B, C, *roi) to (B, C', *roi × zoom) with an integer zoom per axis.
         batch_size: patches per predictor call.
         device: where the predictor runs (the stitched output stays on ``inputs``' device).
+        progress: show a progress bar over the patches.
 
     Returns:
         (N, C', *spatial × zoom) tensor.
@@ -73,7 +76,7 @@ def margin_crop_inference(
     corners = list(itertools.product(*starts))
     output: torch.Tensor | None = None
     zoom: list[int] = []
-    for first in range(0, len(corners), batch_size):
+    for first in tqdm(range(0, len(corners), batch_size), desc="patches", unit="batch", leave=False, disable=not progress):
         group = corners[first : first + batch_size]
         patches = [inputs[(slice(None), slice(None), *(slice(c, c + r) for c, r in zip(corner, roi)))] for corner in group]
         preds = predictor(torch.cat(patches).to(device or inputs.device)).to(inputs.device)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pipeline.training.datasets import scan_records, training_dataset, validation_dataset
 from pipeline.training.engines import SRVolumeEvaluator, prepare_sr_batch
+from pipeline.training.fast import FastTrainingInferer
 from pipeline.training.gan import WGANGPTrainer
 from pipeline.training.handlers import (
     BestModelSaver,
@@ -40,6 +41,7 @@ __all__ = [
     "UPSAMPLING_MODES",
     "BaselineSRd",
     "calibrate_norm_statistics",
+    "FastTrainingInferer",
     "BestModelSaver",
     "GradientClipping",
     "LoadVolumed",
