@@ -174,8 +174,12 @@ class NetworkSR:
         self._runner: torch.nn.Module = network
 
     def _calibration_sample(self) -> torch.Tensor:
-        """A small input for timing the network in fp32 and bf16 (``precision="auto"`` on some CPUs)."""
-        shape = (1, 1, 24, 24, 24) if self.spatial_dims == 3 else (2, 1, 40, 40)
+        """An input for timing the network in fp32 and bf16 (``precision="auto"`` on some CPUs).
+
+        Large enough to rank the precisions as whole volumes do: for mDCSRN on this project's CPU,
+        bf16 was 1.5x faster on a 24^3 patch but slower on 48^3 and on the whole brain box.
+        """
+        shape = (1, 1, 48, 48, 48) if self.spatial_dims == 3 else (2, 1, 64, 64)
         sample = torch.rand(shape, device=self.device)
         return sample.contiguous(memory_format=channels_last_format(self.spatial_dims)) if self.fast else sample
 

@@ -14,6 +14,7 @@ from monai.data import MetaTensor
 
 from pipeline.inference import (
     NetworkSR,
+    interpolate_array,
     choose_slice_axis,
     make_baseline,
     output_is_complete,
@@ -242,3 +243,14 @@ def test_network_sr_rejects_bad_precision_and_missing_cuda() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             NetworkSR(torch.nn.Identity(), spatial_dims=2, upsampling="cubic", device="cuda:0")
+
+
+@pytest.mark.parametrize("order", [0, 1, 3])
+@pytest.mark.parametrize("zoom", [(2, 2, 1), (1, 2, 2), (3, 3, 1), (1, 1, 4), (2, 3, 4)])
+def test_integer_zoom_matches_scipy(order: int, zoom: tuple[int, int, int]) -> None:
+    """The separable integer-zoom path equals ``scipy.ndimage.zoom`` (grid mode, reflect) to float32 rounding."""
+    from scipy import ndimage
+
+    volume = (np.random.default_rng(order).random((11, 7, 5)) * 100).astype(np.float32)
+    expected = ndimage.zoom(volume, zoom, order=order, mode="reflect", grid_mode=True, prefilter=order > 1)
+    np.testing.assert_allclose(interpolate_array(volume, zoom, order), expected, rtol=0, atol=1e-4)
