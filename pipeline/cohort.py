@@ -14,6 +14,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline.io.atomic import atomic_write_text
+from pipeline.io.errors import error_message
 
 __all__ = ["CohortReport", "run_cohort"]
 
@@ -77,9 +78,9 @@ def run_cohort(
                         "scan_id": scan,
                         "input": source,
                         "error_type": type(err).__name__,
-                        "error": str(err),
+                        "error": error_message(err),
                         "where": traceback.extract_tb(err.__traceback__)[-1].name if err.__traceback__ else "",
                     }
                 )
-                tqdm.write(f"FAILED {scan}: {type(err).__name__}: {err}")
+                tqdm.write(f"FAILED {scan}: {type(err).__name__}: {error_message(err)}")
     return report

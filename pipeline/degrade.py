@@ -13,9 +13,31 @@ from monai.data import MetaTensor
 from monai.transforms import Randomizable
 
 from pipeline.inference.sidecar import sidecar_path, software_versions
-from pipeline.io import atomic_write_json, ensure_not_input, load_volume, save_nifti
+from pipeline.io import InvalidVolumeError, atomic_write_json, check_outputs, error_message, load_volume, save_nifti
 
-__all__ = ["degrade_file"]
+__all__ = ["MIN_LR_VOXELS", "degrade_file"]
+
+
+MIN_LR_VOXELS = 2  # per axis: what pipeline.io.load_volume accepts as a 3D volume
+
+
+def _degrade(
+    transform: Callable[[MetaTensor], MetaTensor], hr: MetaTensor, input_path: str | os.PathLike
+) -> MetaTensor:
+    """``transform(hr)``, refused when the input is too small for it (named by ``input_path``)."""
+    shape = tuple(hr.shape[1:])
+    try:
+        lr = transform(hr)
+    except ValueError as err:  # the transforms refuse axes shorter than their output spacing
+        problem = f"shape {shape} is too small for this degradation: {error_message(err)}"
+        raise InvalidVolumeError(input_path, problem) from err
+    if min(lr.shape[1:]) < MIN_LR_VOXELS:
+        raise InvalidVolumeError(
+            input_path,
+            f"shape {shape} is too small for this degradation: the LR volume would have shape {tuple(lr.shape[1:])}; "
+            f"every axis needs at least {MIN_LR_VOXELS} voxels",
+        )
+    return lr
 
 
 def degrade_file(
@@ -28,16 +50,21 @@ def degrade_file(
 ) -> dict[str, Any]:
     """Apply an LR-synthesis ``transform`` to ``input_path`` and write ``output_path`` (NIfTI).
 
-    The JSON sidecar beside the output holds the transform's ``meta["degradation"]`` record
-    (method, factors, axes, grids, spacings), which ``mrisr infer`` reads to choose the SR grid.
-    Random transforms are seeded with ``seed``. Returns the sidecar dict.
+    The output path is checked first (:func:`~pipeline.io.check_outputs`). The JSON sidecar
+    beside the output holds the transform's ``meta["degradation"]`` record (method, factors,
+    axes, grids, spacings), which ``mrisr infer`` reads to choose the SR grid. Random transforms
+    are seeded with ``seed``. Returns the sidecar dict.
+
+    Raises:
+        InvalidVolumeError: the input is too small for the degradation (the LR volume would have
+            fewer than ``MIN_LR_VOXELS`` voxels along an axis, which no SR method accepts).
     """
-    ensure_not_input(output_path, [input_path])
-    ensure_not_input(sidecar_path(output_path), [input_path])
+    check_outputs([output_path], [input_path])
     hr = load_volume(input_path)
     if isinstance(transform, Randomizable):
         transform.set_random_state(seed=seed)
-    lr = transform(hr)
+    lr = _degrade(transform, hr, input_path)
+    sidecar_path(output_path).unlink(missing_ok=True)  # an old record must not describe a half-replaced output
     save_nifti(lr, output_path, inputs=[input_path])
     record = {
         "status": "complete",

@@ -51,16 +51,19 @@ def read_manifest(
 
     Raises:
         FileNotFoundError: the manifest is missing.
-        ManifestError: missing columns, empty paths in required columns, duplicate scan ids,
-            an unknown split, or no rows left after filtering.
+        ManifestError: an empty or unreadable file, missing columns, empty paths in required
+            columns, duplicate scan ids (also after cleaning them into file names, see
+            :func:`scan_id`), an unknown split, or no rows left after filtering.
     """
     manifest = Path(path).expanduser()
     if not manifest.is_file():
         raise FileNotFoundError(f"{manifest}: manifest not found")
     try:
-        table = pd.read_csv(manifest, dtype=str, keep_default_na=False, comment="#")
+        table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError as err:
+        raise ManifestError(f"{manifest}: empty file (no header row; see data_manifests/README.md)") from err
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise ManifestError(f"{manifest}: not a readable CSV: {err}") from err
+        raise ManifestError(f"{manifest}: not a readable CSV: {' '.join(str(err).split())}") from err
     table.columns = [c.strip() for c in table.columns]
     if "subject_id" not in table.columns:
         raise ManifestError(f"{manifest}: missing required column 'subject_id' (columns: {list(table.columns)})")
@@ -95,12 +98,35 @@ def read_manifest(
     duplicated = table["scan_id"][table["scan_id"].duplicated()].tolist()
     if duplicated:
         raise ManifestError(f"{manifest}: duplicate scan ids {duplicated} (add a 'scan_id' or 'session' column)")
+    _check_file_names(table["scan_id"], manifest)
     return table.reset_index(drop=True)
+
+
+def _file_name(raw_id: object) -> str:
+    """A scan id as used in output file names: characters other than letters, digits, ``-_.`` become ``_``."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(raw_id))
+
+
+def _check_file_names(scan_ids: pd.Series, manifest: Path) -> None:
+    """Raise when two scan ids name the same output files once cleaned (``s/1`` and ``s_1``).
+
+    Names that differ only in case collide too: they are one file on macOS and Windows.
+    """
+    first: dict[str, str] = {}
+    for raw in scan_ids:
+        key = _file_name(raw).casefold()
+        if key in first:
+            raise ManifestError(
+                f"{manifest}: scan ids {first[key]!r} and {raw!r} give the same output file name "
+                f"{_file_name(raw)!r} (file names keep letters, digits, '-', '_' and '.', and ignore case); "
+                "make the scan ids differ"
+            )
+        first[key] = str(raw)
 
 
 def scan_id(row: pd.Series) -> str:
     """The scan's identifier, safe to use in file names."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(row["scan_id"]))
+    return _file_name(row["scan_id"])
 
 
 def row_path(row: pd.Series, column: str) -> str | None:

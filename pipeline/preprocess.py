@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.inference.sidecar import sidecar_path, software_versions
-from pipeline.io import atomic_write_json, ensure_not_input, load_volume, save_nifti
+from pipeline.io import atomic_write_json, check_outputs, load_mask, load_volume, save_nifti
 from pipeline.transforms import BrainMask, N4BiasFieldCorrection, NormalizeIntensityInMask
 
 __all__ = ["preprocess_file", "mask_path_for"]
@@ -36,19 +36,18 @@ def preprocess_file(
 ) -> dict[str, Any]:
     """Preprocess ``input_path`` into ``output_path`` (+ ``_mask.nii.gz`` and a JSON sidecar).
 
-    Steps: brain mask (read from ``mask_path`` or computed with :class:`BrainMask`), N4 inside the
-    mask, robust percentile normalisation inside the mask. The sidecar records the steps and the
-    normalisation parameters, so :class:`DenormalizeIntensity` can return to the input's units.
+    Steps: brain mask (read from ``mask_path``, which must lie on the input's grid, or computed
+    with :class:`BrainMask`), N4 inside the mask, robust percentile normalisation inside the mask.
+    The sidecar records the steps and the normalisation parameters, so
+    :class:`DenormalizeIntensity` can return to the input's units. The output paths are checked
+    before any computation (:func:`~pipeline.io.check_outputs`).
     """
-    outputs = [Path(output_path), mask_path_for(output_path), sidecar_path(output_path)]
-    for out in outputs:
-        ensure_not_input(out, [input_path, mask_path])
+    images = [output_path] if mask_path is not None else [output_path, mask_path_for(output_path)]
+    check_outputs(images, [input_path, mask_path])
     image = load_volume(input_path)
     steps: list[str] = []
     if mask_path is not None:
-        mask = load_volume(mask_path) > 0.5
-        if tuple(mask.shape) != tuple(image.shape):
-            raise ValueError(f"{mask_path}: mask shape {tuple(mask.shape[1:])} differs from image {tuple(image.shape[1:])}")
+        mask = load_mask(mask_path, image)
         steps.append(f"mask from {mask_path}")
     else:
         mask = BrainMask()(image)
@@ -61,6 +60,7 @@ def preprocess_file(
         image = NormalizeIntensityInMask()(image, mask=mask)
         normalization = image.meta.get("intensity_normalization")
         steps.append("percentile normalisation in mask")
+    sidecar_path(output_path).unlink(missing_ok=True)  # an old record must not describe a half-replaced output
     save_nifti(image, output_path, inputs=[input_path, mask_path])
     if mask_path is None:
         save_nifti(mask, mask_path_for(output_path), dtype=np.uint8, inputs=[input_path])

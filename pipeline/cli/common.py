@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pipeline.acceleration import PRECISIONS
 from pipeline.cohort import run_cohort
-from pipeline.inference.run import output_is_complete
+from pipeline.io import check_output_folder, error_message
 from pipeline.manifests import read_manifest, row_path, scan_id
 
 __all__ = ["add_input_arguments", "add_precision_argument", "run_single_or_cohort", "fail"]
@@ -41,6 +42,7 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def fail(message: str) -> int:
+    """Print ``mrisr: error: <message>`` on stderr; return the exit code 1."""
     print(f"mrisr: error: {message}", file=sys.stderr)
     return 1
 
@@ -51,14 +53,15 @@ def run_single_or_cohort(
     *,
     suffix: str,
     description: str,
-    skip_complete: bool = False,
+    is_complete: Callable[[str, Path], bool] | None = None,
 ) -> int:
     """Run ``job(input_path, output_path, row)`` on one file or on every manifest row.
 
     Manifest mode writes ``<output-dir>/<scan_id>_<suffix>.nii.gz`` per row, goes on past a bad
     row, writes ``<output-dir>/failures.csv`` and returns 1 if any row failed. With
-    ``skip_complete``, rows whose output and sidecar are complete are skipped (resume).
-    Single-file mode returns 1 with the error on stderr. Exit code 0 means every job succeeded.
+    ``is_complete(input_path, output_path)``, rows whose output it accepts are skipped (resume).
+    Single-file mode returns 1 with the error on stderr. Exit code 0 means every job succeeded;
+    every failure is one line naming the file and the problem.
     """
     if args.manifest is None:
         if args.input is None or args.output is None:
@@ -66,23 +69,23 @@ def run_single_or_cohort(
         try:
             job(args.input, Path(args.output), None)
         except Exception as err:  # every failure becomes a message and a non-zero exit
-            return fail(str(err))
+            return fail(error_message(err))
         print(f"wrote {args.output}")
         return 0
     if args.output_dir is None:
         return fail("--manifest needs --output-dir")
     try:
         table = read_manifest(args.manifest, data_root=args.data_root, split=args.split, require=(args.column,))
+        check_output_folder(args.output_dir)
     except (OSError, ValueError) as err:
-        return fail(str(err))
-    out_dir = Path(args.output_dir)
+        return fail(error_message(err))
+    out_dir = Path(args.output_dir).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
-    outputs = {scan_id(row): out_dir / f"{scan_id(row)}_{suffix}.nii.gz" for _, row in table.iterrows()}
-    items = [
-        (scan_id(row), str(row_path(row, args.column)), lambda row=row: job(row_path(row, args.column), outputs[scan_id(row)], row))
-        for _, row in table.iterrows()
-    ]
-    is_done = (lambda s: output_is_complete(outputs[s])) if skip_complete else (lambda s: False)
+    rows = {scan_id(row): row for _, row in table.iterrows()}
+    sources = {scan: row_path(row, args.column) for scan, row in rows.items()}
+    outputs = {scan: out_dir / f"{scan}_{suffix}.nii.gz" for scan in rows}
+    items = [(scan, str(sources[scan]), partial(job, sources[scan], outputs[scan], row)) for scan, row in rows.items()]
+    is_done = (lambda s: is_complete(sources[s], outputs[s])) if is_complete else (lambda s: False)
     report = run_cohort(items, is_done=is_done, description=description, progress=not args.no_progress)
     failures = report.write_failures(out_dir / "failures.csv")
     print(f"{description}: {report.summary()}; outputs in {out_dir}")

@@ -28,7 +28,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="baselines and/or bundle names/folders (default: the protocol's baselines)",
     )
     parser.add_argument("--output-dir", required=True, help="folder for tables, figures and the report")
-    parser.add_argument("--split", default="val", help="manifest split to evaluate (default val; 'all' for every row)")
+    parser.add_argument(
+        "--split",
+        default="test",
+        help="manifest split to evaluate (default test: scans never used to choose anything; 'all' for every row)",
+    )
     parser.add_argument("--data-root", help="folder that the manifest's relative paths resolve against")
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda:0...")
     add_precision_argument(parser)

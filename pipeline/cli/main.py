@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import pipeline
 from pipeline.cli import degrade, demo, evaluate, infer, preprocess, train
+from pipeline.cli.common import fail
+from pipeline.io import error_message
 
 __all__ = ["build_parser", "main"]
 
@@ -26,5 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``mrisr`` command; any error it lets through still ends as one line and exit code 1."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except Exception as err:  # an error no command expected still ends in one line, never a traceback
+        return fail(f"{type(err).__name__}: {error_message(err)}")

@@ -33,7 +33,7 @@ from pipeline.evaluation.report import render_report
 from pipeline.evaluation.sharpness import relative_sharpness
 from pipeline.evaluation.summary import summarize, summary_markdown
 from pipeline.inference import load_method, make_baseline, software_versions
-from pipeline.io import atomic_write_text, load_volume, save_nifti
+from pipeline.io import atomic_write_text, load_mask, load_volume, save_nifti
 from pipeline.manifests import read_manifest, row_path, scan_id
 from pipeline.protocols import Protocol, crop_to_multiple, get_protocol
 from pipeline.transforms.brain_crop import brain_crops
@@ -121,12 +121,7 @@ def _load_mask(row: pd.Series, hr: torch.Tensor) -> tuple[np.ndarray, str]:
     if path is None:
         warnings.warn(f"{row['scan_id']}: no mask in the manifest; using HR > 0 as the brain mask", stacklevel=3)
         return hr[0].numpy() > 0, "hr>0"
-    mask = load_volume(path)
-    if mask.shape != hr.shape:
-        raise ValueError(f"{path}: mask shape {tuple(mask.shape[1:])} differs from the HR shape {tuple(hr.shape[1:])}")
-    if not np.allclose(as_numpy_affine(mask.affine), as_numpy_affine(hr.affine), atol=_AFFINE_TOLERANCE_MM):
-        raise ValueError(f"{path}: mask affine differs from the HR affine (not on the HR grid)")
-    return mask[0].numpy() > 0.5, "manifest"
+    return load_mask(path, hr)[0].numpy(), "manifest"  # checked: shape, grid, not empty (all-ones is valid)
 
 
 def _slice(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
@@ -244,7 +239,7 @@ def evaluate_cohort(
     methods: Sequence[str | Any],
     output_dir: str | os.PathLike,
     *,
-    split: str | None = "val",
+    split: str | None = "test",
     data_root: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
     precision: str | None = None,
@@ -261,7 +256,7 @@ def evaluate_cohort(
         methods: baseline names, bundle names/folders, or SR callables
             ``sr = method(lr, zoom)`` with ``.name`` (and ``.last_runtime_s``); each loaded once.
         output_dir: folder for the outputs (created; files in it are replaced).
-        split: manifest split to evaluate (``None``: every row).
+        split: manifest split to evaluate (default ``test``: scans that chose nothing; ``None``: every row).
         data_root: folder that the manifest's relative paths resolve against.
         device: device for network methods (default: each bundle's own choice).
         precision: "auto", "fp32", "bf16" or "fp16" for network methods (default: each bundle's own

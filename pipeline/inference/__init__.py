@@ -8,8 +8,8 @@ from pipeline.inference.interpolation import interpolate_array, interpolate_volu
 from pipeline.inference.kspace import zero_fill_array, zero_filled_upsample
 from pipeline.inference.methods import available_bundles, bundle_info, load_bundle_method, load_method, load_weights
 from pipeline.inference.network_method import UPSAMPLING_MODES, NetworkSR, choose_slice_axis, to_network_input
-from pipeline.inference.run import output_is_complete, resolve_zoom, super_resolve_file
-from pipeline.inference.scaling import robust_intensity_scale
+from pipeline.inference.run import inference_parameters, output_is_complete, resolve_zoom, super_resolve_file
+from pipeline.inference.scaling import network_intensity_mapping, robust_intensity_scale, robust_intensity_shift
 from pipeline.inference.sidecar import read_sidecar, sidecar_path, software_versions
 
 __all__ = [
@@ -21,16 +21,19 @@ __all__ = [
     "available_bundles",
     "bundle_info",
     "choose_slice_axis",
+    "inference_parameters",
     "interpolate_array",
     "interpolate_volume",
     "load_bundle_method",
     "load_method",
     "load_weights",
     "make_baseline",
+    "network_intensity_mapping",
     "output_is_complete",
     "read_sidecar",
     "resolve_zoom",
     "robust_intensity_scale",
+    "robust_intensity_shift",
     "sidecar_path",
     "software_versions",
     "super_resolve_file",

@@ -9,10 +9,26 @@ __all__ = ["resolve_device", "auto_batch_size"]
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None``/"auto" → CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    """``None``/"auto" → CUDA when available, else CPU; otherwise the named device, checked.
+
+    Raises:
+        ValueError: ``device`` is not a device name ("cpu", "cuda", "cuda:1"...), or names a CUDA
+            device this machine does not have.
+    """
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise ValueError(f"--device {device!r} is not a device; use auto, cpu, cuda or cuda:N") from err
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {device!r}: {resolved.type} devices are not supported; use auto, cpu, cuda or cuda:N")
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {resolved} asked for, but CUDA is not available on this machine; use --device cpu")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ValueError(f"device {resolved} asked for, but this machine has {count} CUDA device(s)")
+    return resolved
 
 
 def auto_batch_size(

@@ -103,8 +103,11 @@ def load_method(
 ) -> Any:
     """A baseline by name, a bundle by name (under ``bundles_dir``) or a bundle folder path.
 
-    ``device`` and ``precision`` apply to bundles (baselines run on the CPU in float64/float32).
+    ``device`` and ``precision`` apply to bundles (baselines run on the CPU in float64/float32);
+    ``device`` is checked for every method (:func:`~pipeline.inference.device.resolve_device`).
     """
+    if device is not None:
+        resolve_device(device)
     if spec in BASELINE_NAMES:
         return make_baseline(spec)
     candidate = Path(spec)

@@ -43,7 +43,7 @@ from pipeline.acceleration import (
 from pipeline.inference.device import auto_batch_size, resolve_device
 from pipeline.inference.interpolation import INTERPOLATION_ORDERS, interpolate_volume
 from pipeline.inference.kspace import zero_filled_upsample
-from pipeline.inference.scaling import robust_intensity_scale
+from pipeline.inference.scaling import network_intensity_mapping
 from pipeline.inference.tiling import margin_crop_inference
 from pipeline.transforms.grid import zoomed_affine
 
@@ -90,10 +90,12 @@ def choose_slice_axis(zoom: Sequence[float]) -> int:
 class NetworkSR:
     """A trained SR network as a full-volume method: ``sr = method(lr, zoom)``.
 
-    Steps: scale intensities by the LR's robust maximum (:func:`robust_intensity_scale`, the
-    same scaling used in training); bring the LR onto the HR grid first when the network keeps
-    the size (``upsampling`` = "cubic"/"linear"/"nearest" interpolation or "kspace" zero-filling);
-    run the network patch-wise (3D) or slice-wise (2D); undo the scaling; set the SR grid's affine.
+    Steps: scale intensities by the LR's robust maximum (the same scaling used in training; a
+    volume with large negative values, z-scored or CT-like, is first shifted by its robust
+    minimum: :func:`~pipeline.inference.scaling.network_intensity_mapping`); bring the LR onto
+    the HR grid first when the network keeps the size (``upsampling`` = "cubic"/"linear"/"nearest"
+    interpolation or "kspace" zero-filling); run the network patch-wise (3D) or slice-wise (2D);
+    undo the scaling and the shift; set the SR grid's affine.
 
     Args:
         network: ``torch.nn.Module`` mapping (B, 1, *patch) to (B, 1, *patch × network factor).
@@ -152,8 +154,6 @@ class NetworkSR:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.device = resolve_device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {self.device} asked for, but CUDA is not available on this machine; use --device cpu")
         self.network = network.to(self.device).eval()
         self.spatial_dims = spatial_dims
         self.upsampling = upsampling
@@ -251,13 +251,13 @@ class NetworkSR:
         self.prepare()
         self._runner = self._build_runner()
         zoom = [float(z) for z in zoom]
-        scale = robust_intensity_scale(lr)
-        source = to_network_input(lr, zoom, self.upsampling)
+        shift, scale = network_intensity_mapping(lr)
+        source = to_network_input(lr - shift if shift else lr, zoom, self.upsampling)
         volume = source.as_tensor().float() / scale
         axis = self.slice_axis if self.slice_axis is not None else choose_slice_axis(zoom)
         with precision_context(self.device, self.precision):
             out = self._run_3d(volume) if self.spatial_dims == 3 else self._run_2d(volume, axis)
-        out = out.float().cpu() * scale
+        out = out.float().cpu() * scale + shift
         in_shape = np.asarray(lr.shape[1:])
         actual_zoom = np.asarray(out.shape[1:]) / in_shape
         if not np.allclose(actual_zoom, zoom, atol=0.5 / in_shape.min()):

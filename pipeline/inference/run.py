@@ -4,18 +4,20 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
+import numpy as np
 
 from pipeline.inference.sidecar import read_sidecar, sidecar_path, software_versions
-from pipeline.io import atomic_write_json, ensure_not_input, load_volume, remove_stale_temporaries, save_nifti
+from pipeline.io import atomic_write_json, check_outputs, load_volume, save_nifti
 from pipeline.transforms.grid import spacing_from_affine
 
-__all__ = ["resolve_zoom", "super_resolve_file", "output_is_complete"]
+__all__ = ["resolve_zoom", "inference_parameters", "super_resolve_file", "output_is_complete"]
 
 
 def resolve_zoom(
@@ -51,16 +53,54 @@ def resolve_zoom(
     return zoom, degradation
 
 
-def output_is_complete(output_path: str | os.PathLike) -> bool:
-    """True when the output NIfTI and its sidecar exist and agree (shape), i.e. a finished job."""
+def inference_parameters(
+    method: Any,
+    input_path: str | os.PathLike,
+    *,
+    scale: Sequence[float] | None = None,
+    target_spacing: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """What an SR output depends on, as recorded in its sidecar's ``parameters`` (JSON types).
+
+    The method's name, its bundle's name and version, the input file, the input's degradation
+    record (which sets the scale when none is given) and the requested ``scale`` or
+    ``target_spacing``. The precision and device are left out: they depend on the machine, and
+    a resumed run may use another one.
+    """
+    bundle = getattr(method, "bundle_info", None)
+    degradation = (read_sidecar(input_path) or {}).get("degradation")
+    parameters = {
+        "method": method.name,
+        "bundle": {"name": bundle.get("name"), "version": bundle.get("version")} if bundle else None,
+        "input": str(Path(input_path).expanduser().resolve()),
+        "degradation": degradation,
+        "scale": None if scale is None else [float(s) for s in scale],
+        "target_spacing": None if target_spacing is None else [float(t) for t in target_spacing],
+    }
+    return json.loads(json.dumps(parameters, default=str))
+
+
+def _reads_back(image_path: Path, shape: Sequence[int]) -> bool:
+    """True when the whole NIfTI at ``image_path`` decodes to ``shape`` (a truncated file does not)."""
+    try:
+        return list(np.asanyarray(nib.load(str(image_path)).dataobj).shape) == list(shape)
+    except Exception:  # a corrupt or foreign file is not a finished job
+        return False
+
+
+def output_is_complete(output_path: str | os.PathLike, parameters: dict[str, Any] | None = None) -> bool:
+    """True when ``output_path`` is a finished job that a resumed run may skip.
+
+    Its sidecar says "complete" and, when ``parameters`` are given (:func:`inference_parameters`),
+    records the same ones; the image reads back completely with the recorded shape.
+    """
     out = Path(output_path)
     meta = read_sidecar(out)
     if not out.is_file() or not meta or meta.get("status") != "complete":
         return False
-    try:
-        return list(nib.load(str(out)).shape) == list(meta.get("output_shape", []))
-    except Exception:  # a corrupt or foreign file is not a finished job
+    if parameters is not None and meta.get("parameters") != parameters:
         return False
+    return _reads_back(out, meta.get("output_shape", []))
 
 
 def super_resolve_file(
@@ -73,18 +113,19 @@ def super_resolve_file(
 ) -> dict[str, Any]:
     """Super-resolve ``input_path`` into ``output_path`` (NIfTI) plus its JSON sidecar.
 
-    The output keeps the input's qform/sform codes and intensity units; its affine is the zoomed
-    grid's. Both files are written through temporary names; the sidecar, written last, marks the
-    job complete. Returns the sidecar dict.
+    The output path is checked first (:func:`~pipeline.io.check_outputs`: extension, writable
+    folder, neither it nor its sidecar an input or an input's sidecar). The output keeps the
+    input's qform/sform codes and intensity units; its affine is the zoomed grid's. Both files are
+    written through temporary names; the sidecar, written last, marks the job complete and records
+    its :func:`inference_parameters`. Returns the sidecar dict.
     """
-    ensure_not_input(output_path, [input_path])
-    ensure_not_input(sidecar_path(output_path), [input_path])
+    check_outputs([output_path], [input_path])
+    parameters = inference_parameters(method, input_path, scale=scale, target_spacing=target_spacing)
     lr = load_volume(input_path)
     spacing = spacing_from_affine(lr.affine)
     zoom, degradation = resolve_zoom(input_path, spacing, scale=scale, target_spacing=target_spacing)
     sr = method(lr, zoom)
-    for leftover in (output_path, sidecar_path(output_path)):  # from an earlier, killed run
-        remove_stale_temporaries(leftover)
+    sidecar_path(output_path).unlink(missing_ok=True)  # an old record must not describe a half-replaced output
     save_nifti(sr, output_path, inputs=[input_path])
     record = {
         "status": "complete",
@@ -93,6 +134,7 @@ def super_resolve_file(
         "input": str(Path(input_path).resolve()),
         "scale": zoom,
         "degradation": degradation,
+        "parameters": parameters,
         "input_shape": list(lr.shape[1:]),
         "output_shape": list(sr.shape[1:]),
         "input_spacing_mm": [round(float(s), 6) for s in spacing],

@@ -1,12 +1,14 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
-"""JSON sidecars that travel with every written volume: what made it, from what, and how."""
+"""JSON sidecars that travel with every written volume: what made it, from what, and how.
+
+``sidecar_path`` lives in :mod:`pipeline.io.outputs` (the output checks need it) and is re-exported here.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
-from pathlib import Path
 from typing import Any
 
 import monai
@@ -16,18 +18,9 @@ import scipy
 import torch
 
 import pipeline
+from pipeline.io.outputs import sidecar_path
 
 __all__ = ["sidecar_path", "software_versions", "read_sidecar"]
-
-
-def sidecar_path(image_path: str | os.PathLike) -> Path:
-    """``x.nii.gz`` → ``x.json`` (BIDS style: the sidecar replaces the image suffix)."""
-    path = Path(image_path)
-    name = path.name
-    for suffix in (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr"):
-        if name.endswith(suffix):
-            return path.with_name(name[: -len(suffix)] + ".json")
-    return path.with_name(name + ".json")
 
 
 def software_versions() -> dict[str, str]:

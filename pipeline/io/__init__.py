@@ -3,20 +3,37 @@
 
 from __future__ import annotations
 
-from pipeline.io.atomic import atomic_path, atomic_write_json, atomic_write_text, ensure_not_input, remove_stale_temporaries
-from pipeline.io.errors import ImageFileError, InvalidVolumeError
-from pipeline.io.readers import check_volume, load_volume
+from pipeline.io.atomic import (
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+    ensure_not_input,
+    remove_stale_temporaries,
+    same_file,
+)
+from pipeline.io.errors import ImageFileError, InvalidVolumeError, OutputPathError, error_message
+from pipeline.io.outputs import check_output_folder, check_output_path, check_outputs, sidecar_path
+from pipeline.io.readers import check_mask, check_volume, load_mask, load_volume
 from pipeline.io.writers import save_nifti
 
 __all__ = [
     "ImageFileError",
     "InvalidVolumeError",
+    "OutputPathError",
     "atomic_path",
     "atomic_write_json",
     "atomic_write_text",
     "remove_stale_temporaries",
+    "check_mask",
+    "check_output_folder",
+    "check_output_path",
+    "check_outputs",
     "check_volume",
+    "error_message",
     "ensure_not_input",
+    "load_mask",
     "load_volume",
+    "same_file",
     "save_nifti",
+    "sidecar_path",
 ]

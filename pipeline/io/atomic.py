@@ -2,7 +2,9 @@
 """Atomic file writing: write to a temporary name in the destination folder, then rename.
 
 A crash or a kill while writing leaves the destination untouched (either absent or the previous
-complete file), never a truncated file.
+complete file), never a truncated file. The data are flushed to disk (``fsync``) before the
+rename, so a power cut cannot leave a renamed but empty file either. The temporaries a killed run
+left beside a destination are removed when that destination is written again.
 """
 
 from __future__ import annotations
@@ -16,7 +18,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "ensure_not_input", "remove_stale_temporaries"]
+__all__ = [
+    "atomic_path",
+    "atomic_write_text",
+    "atomic_write_json",
+    "ensure_not_input",
+    "remove_stale_temporaries",
+    "same_file",
+]
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when ``a`` and ``b`` name one file: same resolved path, or (both existing) one inode.
+
+    The inode test catches hard links and case-insensitive file systems (``LR.nii`` = ``lr.nii``).
+    """
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    if pa.resolve() == pb.resolve():
+        return True
+    return pa.exists() and pb.exists() and os.path.samefile(pa, pb)
 
 
 def ensure_not_input(output: str | os.PathLike, inputs: Iterable[str | os.PathLike | None]) -> None:
@@ -25,11 +45,8 @@ def ensure_not_input(output: str | os.PathLike, inputs: Iterable[str | os.PathLi
     Inputs are never overwritten: a typo that names an input file as the output must fail, not
     destroy data.
     """
-    out = Path(output).expanduser().resolve()
     for candidate in inputs:
-        if candidate is None or str(candidate) == "":
-            continue
-        if Path(candidate).expanduser().resolve() == out:
+        if candidate is not None and str(candidate) != "" and same_file(output, candidate):
             raise FileExistsError(f"{output}: refusing to write over an input file")
 
 
@@ -43,7 +60,7 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     """Delete the temporary files that :func:`atomic_path` left beside ``path`` when a run was killed.
 
     A SIGKILL (or a power cut) skips the clean-up, leaving hidden ``.<stem>.<8 hex>.tmp<suffix>``
-    files; a rerun that writes ``path`` again calls this first. Returns the removed paths.
+    files; :func:`atomic_path` calls this before it writes ``path`` again. Returns the removed paths.
     """
     dest = Path(path)
     if not dest.parent.is_dir():
@@ -56,11 +73,34 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     return stale
 
 
+def _fsync(path: Path, flags: int = os.O_RDWR) -> None:
+    """Flush what was written to ``path`` to disk."""
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Flush ``folder``'s entries (a rename) to disk, where the system allows it.
+
+    POSIX systems do; Windows cannot open a folder and some network file systems refuse the
+    call: the rename is then as durable as the system makes it.
+    """
+    try:
+        _fsync(folder, os.O_RDONLY)
+    except OSError:
+        pass
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffixes); rename it onto ``path`` on success.
 
-    The temporary file is removed if the body raises. Parent folders are created.
+    Before: parent folders are created and the temporaries of ``path`` that a killed run left are
+    removed (:func:`remove_stale_temporaries`). On success the temporary file is flushed to disk,
+    renamed onto ``path`` and the rename flushed. The temporary file is removed if the body raises.
 
     Example::
 
@@ -69,11 +109,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(dest)
     stem, suffix = _split_name(dest)
     tmp = dest.with_name(f".{stem}.{uuid.uuid4().hex[:8]}.tmp{suffix}")
     try:
         yield tmp
+        _fsync(tmp)
         os.replace(tmp, dest)
+        _fsync_folder(dest.parent)
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -5,9 +5,13 @@ Formats: NIfTI (``.nii``, ``.nii.gz``) through nibabel, keeping the header's qfo
 MetaImage (``.mha``, ``.mhd``), NRRD (``.nrrd``, ``.nhdr``) and DICOM series folders through
 ITK (MONAI's ``ITKReader``, which turns ITK's LPS geometry into a RAS affine).
 
-Every volume is checked: 3D (a 4D image with a single volume is squeezed), at least two voxels
-along each axis, some finite values, not constant. Voxels that are NaN/inf in an otherwise valid
-volume are set to 0 with a warning. Each failure raises an error naming the file and the problem.
+Before reading, a NIfTI header's size is checked against the file (a corrupt header claiming
+32767³ voxels fails at once, not with a ``MemoryError``) and every affine must be finite and
+invertible. Every volume is checked: 3D (a 4D image with a single volume is squeezed), at least
+two voxels along each axis, some finite values, not constant. Voxels that are NaN/inf in an
+otherwise valid volume are set to 0 with a warning. Brain masks (:func:`load_mask`) have their
+own check: on the image's grid and not empty (an all-ones mask is valid). Each failure raises an
+error naming the file and the problem.
 """
 
 from __future__ import annotations
@@ -24,11 +28,23 @@ import torch
 from monai.data import ITKReader, MetaTensor
 
 from pipeline.io.errors import ImageFileError, InvalidVolumeError
+from pipeline.transforms.grid import as_numpy_affine
 
-__all__ = ["NIFTI_SUFFIXES", "ITK_SUFFIXES", "load_volume", "check_volume"]
+__all__ = [
+    "NIFTI_SUFFIXES",
+    "ITK_SUFFIXES",
+    "MASK_AFFINE_TOLERANCE_MM",
+    "load_volume",
+    "load_mask",
+    "check_volume",
+    "check_mask",
+]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 ITK_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr")
+MASK_AFFINE_TOLERANCE_MM = 1e-3  # a mask's affine may differ from its image's by rounding only
+_SINGULAR_TOLERANCE = 1e-6  # smallest / largest singular value of a usable affine's 3x3 part
+_MAX_DEFLATE_RATIO = 1032  # no gzip (deflate) stream expands to more than this times its size
 
 
 def _suffix(path: Path) -> str:
@@ -36,12 +52,45 @@ def _suffix(path: Path) -> str:
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
 
 
+def _size_text(n_bytes: int) -> str:
+    """``1234567`` → ``"1.2 MB"``."""
+    value = float(n_bytes)
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if value < 1000:
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} PB"
+
+
+def _check_nifti_size(path: Path, img: nib.Nifti1Image) -> None:
+    """Raise before reading when the header's shape cannot fit in the file (corrupt header or truncated)."""
+    shape = tuple(int(n) for n in img.header.get_data_shape())
+    if 0 in shape:
+        raise InvalidVolumeError(path, f"has an axis of 0 voxels (header shape {shape}); the image is empty")
+    needed = int(img.dataobj.offset) + int(np.prod(shape, dtype=object)) * img.header.get_data_dtype().itemsize
+    size = path.stat().st_size
+    compressed = _suffix(path) == ".nii.gz"
+    if needed > (size * _MAX_DEFLATE_RATIO if compressed else size):
+        raise ImageFileError(
+            path,
+            f"header claims shape {shape} ({_size_text(needed)}), more than a {'gzip ' if compressed else ''}file "
+            f"of {_size_text(size)} can hold: corrupt header or truncated file",
+        )
+
+
 def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
+    unreadable = (EOFError, zlib.error, gzip.BadGzipFile, nib.filebasedimages.ImageFileError, ValueError, OSError)
     try:
         img = nib.load(str(path))
-        data = np.asanyarray(img.dataobj)
-    except (EOFError, zlib.error, gzip.BadGzipFile, nib.filebasedimages.ImageFileError, ValueError, OSError) as err:
+    except unreadable as err:
         raise ImageFileError(path, f"cannot read NIfTI (truncated or corrupt file?): {err}") from err
+    _check_nifti_size(path, img)
+    try:
+        data = np.asanyarray(img.dataobj)
+    except unreadable as err:
+        raise ImageFileError(path, f"cannot read NIfTI (truncated or corrupt file?): {err}") from err
+    except MemoryError as err:
+        raise ImageFileError(path, f"not enough memory to read shape {tuple(img.shape)}") from err
     header = img.header
     qform, qcode = header.get_qform(coded=True)
     sform, scode = header.get_sform(coded=True)
@@ -65,6 +114,31 @@ def _read_itk(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
     return np.asarray(data), np.asarray(itk_meta["affine"], dtype=np.float64), meta
 
 
+def _as_3d(data: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+    """``data`` as a 3D array with at least two voxels per axis (a 4D array with one volume is squeezed)."""
+    arr = np.asarray(data)
+    if arr.ndim == 4 and arr.shape[3] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 5 and arr.shape[3] == 1 and arr.shape[4] == 1:
+        arr = arr[..., 0, 0]
+    if arr.size == 0:
+        raise InvalidVolumeError(path, f"has an axis of 0 voxels (shape {tuple(arr.shape)}); the image is empty")
+    singletons = sum(n == 1 for n in arr.shape) if arr.ndim == 3 else 0
+    if arr.ndim == 2 or singletons == 1:
+        raise InvalidVolumeError(path, f"is a 2D image (shape {tuple(arr.shape)}); a 3D volume is needed")
+    if singletons > 1:
+        raise InvalidVolumeError(
+            path, f"has a single voxel along {singletons} axes (shape {tuple(arr.shape)}); a 3D volume is needed"
+        )
+    if arr.ndim == 4:
+        raise InvalidVolumeError(
+            path, f"is a 4D image with {arr.shape[3]} volumes (shape {tuple(arr.shape)}); extract one 3D volume first"
+        )
+    if arr.ndim != 3:
+        raise InvalidVolumeError(path, f"has {arr.ndim} dimensions (shape {tuple(arr.shape)}); a 3D volume is needed")
+    return arr
+
+
 def check_volume(data: np.ndarray, path: str | os.PathLike) -> np.ndarray:
     """Validate a spatial array read from ``path`` and return it as a 3D float32 array.
 
@@ -72,20 +146,7 @@ def check_volume(data: np.ndarray, path: str | os.PathLike) -> np.ndarray:
         InvalidVolumeError: not 3D (a 4D array with one volume is squeezed), fewer than two
             voxels along an axis, no finite value, or constant.
     """
-    arr = np.asarray(data)
-    if arr.ndim == 4 and arr.shape[3] == 1:
-        arr = arr[..., 0]
-    if arr.ndim == 5 and arr.shape[3] == 1 and arr.shape[4] == 1:
-        arr = arr[..., 0, 0]
-    if arr.ndim == 2 or (arr.ndim == 3 and min(arr.shape) == 1):
-        raise InvalidVolumeError(path, f"is a 2D image (shape {tuple(arr.shape)}); a 3D volume is needed")
-    if arr.ndim == 4:
-        raise InvalidVolumeError(
-            path, f"is a 4D image with {arr.shape[3]} volumes (shape {tuple(arr.shape)}); extract one 3D volume first"
-        )
-    if arr.ndim != 3:
-        raise InvalidVolumeError(path, f"has {arr.ndim} dimensions (shape {tuple(arr.shape)}); a 3D volume is needed")
-    arr = arr.astype(np.float32, copy=False)
+    arr = _as_3d(data, path).astype(np.float32, copy=False)
     finite = np.isfinite(arr)
     if not finite.any():
         raise InvalidVolumeError(path, "contains no finite values (all NaN/inf)")
@@ -96,6 +157,63 @@ def check_volume(data: np.ndarray, path: str | os.PathLike) -> np.ndarray:
     if lo == hi:
         raise InvalidVolumeError(path, f"is constant (every voxel = {lo:g}); there is no image content")
     return arr
+
+
+def check_mask(data: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+    """Validate a brain mask array read from ``path`` and return it as a 3D boolean array (voxels > 0.5).
+
+    A mask may be constant (all ones: the whole field of view is brain); NaN counts as outside.
+
+    Raises:
+        InvalidVolumeError: not 3D, fewer than two voxels along an axis, or no voxel inside.
+    """
+    mask = np.nan_to_num(_as_3d(data, path).astype(np.float32, copy=False), nan=0.0) > 0.5
+    if not mask.any():
+        raise InvalidVolumeError(path, "is an empty mask (no voxel > 0.5)")
+    return mask
+
+
+def _check_affine(affine: np.ndarray, path: str | os.PathLike) -> None:
+    """Raise unless the voxel-to-world matrix is finite and invertible (a 3D grid in world space)."""
+    if not np.isfinite(affine).all():
+        raise InvalidVolumeError(path, "has a non-finite affine (NaN/inf in the qform/sform): the voxel grid is undefined")
+    linear = affine[:3, :3]
+    singular_values = np.linalg.svd(linear, compute_uv=False)
+    if singular_values.min() <= _SINGULAR_TOLERANCE * singular_values.max():
+        raise InvalidVolumeError(
+            path,
+            f"has a singular affine (rotation/zoom part {np.round(linear, 4).tolist()} maps voxels onto fewer "
+            "than 3 dimensions): fix the header's qform/sform",
+        )
+
+
+def _read(path: str | os.PathLike) -> tuple[Path, np.ndarray, np.ndarray, dict]:
+    """(path, data, RAS affine, meta) of an image file or DICOM folder, its affine checked."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such file or folder")
+    if p.is_dir():
+        data, affine, meta = _read_itk(p)
+    elif _suffix(p) in NIFTI_SUFFIXES:
+        data, affine, meta = _read_nifti(p)
+    elif _suffix(p) in ITK_SUFFIXES:
+        data, affine, meta = _read_itk(p)
+    else:
+        raise ImageFileError(p, f"unknown image format '{_suffix(p)}' (use NIfTI, MHA/MHD, NRRD or a DICOM folder)")
+    _check_affine(affine, p)
+    return p, data, affine, meta
+
+
+def _as_meta_tensor(p: Path, arr: np.ndarray, affine: np.ndarray, meta: dict) -> MetaTensor:
+    meta.update(
+        {
+            "filename_or_obj": str(p),
+            "original_affine": affine.copy(),
+            "spatial_shape": np.asarray(arr.shape),
+            "space": "RAS",
+        }
+    )
+    return MetaTensor(torch.from_numpy(np.ascontiguousarray(arr))[None], affine=torch.as_tensor(affine), meta=meta)
 
 
 def load_volume(path: str | os.PathLike) -> MetaTensor:
@@ -112,8 +230,8 @@ def load_volume(path: str | os.PathLike) -> MetaTensor:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ImageFileError: unknown format, truncated or corrupt file.
-        InvalidVolumeError: see :func:`check_volume`.
+        ImageFileError: unknown format, truncated or corrupt file, a header larger than its file.
+        InvalidVolumeError: a singular or non-finite affine; see also :func:`check_volume`.
 
     Example::
 
@@ -121,24 +239,29 @@ def load_volume(path: str | os.PathLike) -> MetaTensor:
         >>> img.shape, img.affine.shape
         (torch.Size([1, 182, 218, 182]), torch.Size([4, 4]))
     """
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no such file or folder")
-    if p.is_dir():
-        data, affine, meta = _read_itk(p)
-    elif _suffix(p) in NIFTI_SUFFIXES:
-        data, affine, meta = _read_nifti(p)
-    elif _suffix(p) in ITK_SUFFIXES:
-        data, affine, meta = _read_itk(p)
-    else:
-        raise ImageFileError(p, f"unknown image format '{_suffix(p)}' (use NIfTI, MHA/MHD, NRRD or a DICOM folder)")
-    arr = check_volume(data, p)
-    meta.update(
-        {
-            "filename_or_obj": str(p),
-            "original_affine": affine.copy(),
-            "spatial_shape": np.asarray(arr.shape),
-            "space": "RAS",
-        }
-    )
-    return MetaTensor(torch.from_numpy(np.ascontiguousarray(arr))[None], affine=torch.as_tensor(affine), meta=meta)
+    p, data, affine, meta = _read(path)
+    return _as_meta_tensor(p, check_volume(data, p), affine, meta)
+
+
+def load_mask(path: str | os.PathLike, image: MetaTensor) -> MetaTensor:
+    """Load the brain mask of ``image`` as a boolean ``MetaTensor`` (1, X, Y, Z) on ``image``'s grid.
+
+    Args:
+        path: mask file (any format :func:`load_volume` reads); voxels > 0.5 are inside.
+        image: the (1, X, Y, Z) volume the mask belongs to.
+
+    Raises:
+        FileNotFoundError, ImageFileError: as :func:`load_volume`.
+        InvalidVolumeError: see :func:`check_mask`; or the mask's shape differs from the image's,
+            or its affine does by more than ``MASK_AFFINE_TOLERANCE_MM`` (another grid).
+    """
+    p, data, affine, meta = _read(path)
+    mask = check_mask(data, p)
+    if mask.shape != tuple(image.shape[1:]):
+        raise InvalidVolumeError(p, f"mask shape {mask.shape} differs from the image's {tuple(image.shape[1:])}")
+    offset = np.abs(affine - as_numpy_affine(image.affine)).max()
+    if offset > MASK_AFFINE_TOLERANCE_MM:
+        raise InvalidVolumeError(
+            p, f"mask affine differs from the image's by up to {offset:.3g} mm: the mask is on another grid; resample it"
+        )
+    return _as_meta_tensor(p, mask, affine, meta)

@@ -13,6 +13,7 @@ import torch
 from monai.data import MetaTensor
 
 from pipeline.io.atomic import atomic_path, ensure_not_input
+from pipeline.io.outputs import check_output_path
 from pipeline.transforms.grid import as_numpy_affine
 
 __all__ = ["save_nifti"]
@@ -52,9 +53,11 @@ def save_nifti(
         The written path.
 
     Raises:
+        OutputPathError: ``path`` cannot be written (:func:`~pipeline.io.check_output_path`).
         FileExistsError: ``path`` is the source file of ``img`` or one of ``inputs``.
     """
     meta = img.meta if isinstance(img, MetaTensor) else {}
+    check_output_path(path)
     ensure_not_input(path, [meta.get("filename_or_obj"), *inputs])
     if affine is None:
         if not isinstance(img, MetaTensor):
@@ -69,8 +72,6 @@ def save_nifti(
     nifti.set_qform(nifti.affine, code=qcode)
     nifti.set_sform(nifti.affine, code=scode)
     nifti.header.set_xyzt_units("mm", "sec")
-    if not str(path).endswith((".nii", ".nii.gz")):
-        raise ValueError(f"{path}: output must end in .nii or .nii.gz")
     with atomic_path(path) as tmp:
         nib.save(nifti, str(tmp))
     return Path(path)

@@ -25,7 +25,7 @@ from monai.transforms import MapTransform
 from pipeline.inference.baselines import make_baseline
 from pipeline.inference.network_method import UPSAMPLING_MODES, to_network_input
 from pipeline.inference.scaling import robust_intensity_scale
-from pipeline.io import load_volume
+from pipeline.io import load_mask, load_volume
 from pipeline.protocols import Protocol, crop_to_multiple, get_protocol
 
 __all__ = ["UPSAMPLING_MODES", "LoadVolumed", "SynthesizeLRd", "BaselineSRd", "to_network_input", "input_zoom"]
@@ -41,15 +41,28 @@ def input_zoom(zoom: Sequence[float], upsampling: str) -> tuple[int, int, int]:
 
 
 class LoadVolumed(MapTransform):
-    """Read the files named under ``keys`` with :func:`pipeline.io.load_volume` into (1, X, Y, Z) ``MetaTensor``."""
+    """Read the files named under ``keys`` with :func:`pipeline.io.load_volume` into (1, X, Y, Z) ``MetaTensor``.
 
-    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
+    ``mask_key`` (default "mask"), when among ``keys``, is read with :func:`pipeline.io.load_mask`
+    against the first other key's volume instead: checked to lie on that volume's grid (shape and
+    affine) and to be non-empty (an all-ones mask is valid); returned as float32 0/1.
+    """
+
+    def __init__(self, keys: KeysCollection, mask_key: str = "mask", allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
+        self.mask_key = mask_key
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = load_volume(d[key])
+        keys = list(self.key_iterator(d))
+        for key in keys:
+            if key != self.mask_key:
+                d[key] = load_volume(d[key])
+        if self.mask_key in keys:
+            image = next((d[key] for key in keys if key != self.mask_key), None)
+            if image is None:
+                raise ValueError(f"{d[self.mask_key]}: a mask needs its image among the keys {keys}")
+            d[self.mask_key] = load_mask(d[self.mask_key], image).float()
         return d
 
 

@@ -40,12 +40,12 @@ def manifest(tmp_path: Path) -> Path:
             {
                 "subject_id": f"sub-{i}",
                 "scan_id": name,
-                "split": "val",
+                "split": "test",
                 "hr": write_nifti(tmp_path / f"{name}.nii.gz", hr.astype(np.float32)),
                 "mask": write_nifti(tmp_path / f"{name}_mask.nii.gz", brain.astype(np.uint8)) if i == 0 else "",
             }
         )
-    rows.append({"subject_id": "sub-2", "scan_id": "s3", "split": "val", "hr": "missing.nii.gz", "mask": ""})
+    rows.append({"subject_id": "sub-2", "scan_id": "s3", "split": "test", "hr": "missing.nii.gz", "mask": ""})
     rows.append({"subject_id": "sub-3", "scan_id": "t1", "split": "train", "hr": "missing.nii.gz", "mask": ""})
     path = tmp_path / "manifest.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
@@ -149,7 +149,7 @@ def test_crop_to_mask_keeps_metrics(manifest: Path, tmp_path: Path):
     grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))
     brain = (grid**2).sum(0) < 0.3
     hr = gaussian_filter(blob_volume(shape, seed=3), 1.0) * brain
-    row = {"subject_id": "sub-0", "scan_id": "s1", "split": "val"}
+    row = {"subject_id": "sub-0", "scan_id": "s1", "split": "test"}
     row["hr"] = write_nifti(tmp_path / "stripped.nii.gz", hr.astype(np.float32))
     row["mask"] = write_nifti(tmp_path / "stripped_mask.nii.gz", brain.astype(np.uint8))
     pd.DataFrame([row]).to_csv(manifest, index=False)
