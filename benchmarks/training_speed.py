@@ -4,7 +4,8 @@ For each bundle with ``configs/train_cpu.json``, its trainer (``train.json`` + `
 no handlers) runs ``--iterations`` iterations after ``--warmup`` ones, twice from the same seed:
 
 - today: the settings before the fast path: ``SimpleInferer`` (channels-first, float32), a plain
-  ``monai.data.DataLoader``, PyTorch's default threads and allocator;
+  ``monai.data.DataLoader``, PyTorch's default threads and allocator (in a fresh Python process:
+  the fast settings change threads and allocator process-wide);
 - fast: the bundle as shipped: :class:`pipeline.training.FastTrainingInferer` (channels-last,
   ``precision`` auto: bf16 autocast where timed faster on this CPU), MONAI's ``ThreadDataLoader``
   (patches drawn in a background thread), threads = cores, allocator keeping freed memory.
@@ -16,13 +17,16 @@ settings train the same network). mDCSRN-GAN's trainer takes no inferer: both ru
 Data: ``--manifest`` (default ``data_manifests/malf_dev.csv``, whose scans live in ``../shared/data``);
 when its files are missing, a two-scan cohort made from the MNI152 template (``nilearn``).
 
-Usage: python benchmarks/training_speed.py [--bundles mdcsrn mrln msrn_tv] [--iterations 10] [--json out.json]
+Usage: python benchmarks/training_speed.py [--bundles mdcsrn mrln msrn_tv] [--iterations 10] [--precision fp32] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,7 +68,7 @@ def cohort_manifest(manifest: Path, cache: Path) -> Path:
     return out
 
 
-def build_trainer(name: str, manifest: Path, iterations: int, fast: bool, max_scans: int):
+def build_trainer(name: str, manifest: Path, iterations: int, fast: bool, max_scans: int, precision: str | None = None):
     parser = ConfigParser()
     root = BUNDLES_DIR / name
     parser.read_config([str(root / "configs" / "train.json"), str(root / "configs" / "train_cpu.json")])
@@ -74,6 +78,8 @@ def build_trainer(name: str, manifest: Path, iterations: int, fast: bool, max_sc
     parser["train#handlers"] = []
     parser["train#trainer#max_epochs"] = 1
     parser["train#trainer#epoch_length"] = iterations
+    if fast and precision is not None:
+        parser["precision"] = precision
     if not fast:
         parser["train#inferer"] = {"_target_": "SimpleInferer"}
         parser["train#dataloader#_target_"] = "monai.data.DataLoader"
@@ -82,10 +88,10 @@ def build_trainer(name: str, manifest: Path, iterations: int, fast: bool, max_sc
 
 def run_trainer(name: str, manifest: Path, args: argparse.Namespace, fast: bool) -> dict:
     set_determinism(seed=0)
-    warm = build_trainer(name, manifest, args.warmup, fast, args.max_scans)
+    warm = build_trainer(name, manifest, args.warmup, fast, args.max_scans, args.precision)
     warm.run()  # oneDNN primitive creation, precision choice, caches
     set_determinism(seed=0)
-    trainer = build_trainer(name, manifest, args.iterations, fast, args.max_scans)
+    trainer = build_trainer(name, manifest, args.iterations, fast, args.max_scans, args.precision)
     losses: list[float] = []
     trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(float(e.state.output["loss"])))
     start = time.perf_counter()
@@ -94,9 +100,19 @@ def run_trainer(name: str, manifest: Path, args: argparse.Namespace, fast: bool)
     inferer = getattr(trainer, "inferer", None)
     return {
         "its_per_s": args.iterations / seconds,
-        "mean_loss": float(np.mean(losses)),
+        "mean_loss": float(np.nanmean(losses)),  # GAN: NaN on critic-only iterations
         "precision": getattr(inferer, "precision", None) or "fp32",
     }
+
+
+def today_in_fresh_process(name: str, manifest: Path, args: argparse.Namespace) -> dict:
+    """:func:`run_trainer` with today's settings for ``name`` in a new interpreter."""
+    with tempfile.TemporaryDirectory() as folder:
+        output = Path(folder) / "today.json"
+        command = [sys.executable, __file__, "--today-worker", name, str(output), "--manifest", str(manifest)]
+        command += ["--iterations", str(args.iterations), "--warmup", str(args.warmup), "--max-scans", str(args.max_scans)]
+        subprocess.run(command, check=True)
+        return json.loads(output.read_text())
 
 
 def main() -> None:
@@ -108,14 +124,22 @@ def main() -> None:
     parser.add_argument("--manifest", type=Path, default=Path("data_manifests/malf_dev.csv"))
     parser.add_argument("--cache", type=Path, default=Path("benchmark_data"))
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--precision", choices=("auto", "fp32", "bf16"), default=None, help="fast run's precision (default: the bundle's)"
+    )
+    parser.add_argument("--today-worker", nargs=2, metavar=("BUNDLE", "OUTPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.today_worker:
+        name, output = args.today_worker
+        Path(output).write_text(json.dumps(run_trainer(name, args.manifest, args, fast=False)))
+        return
     args.cache.mkdir(parents=True, exist_ok=True)
     manifest = cohort_manifest(args.manifest, args.cache)
     names = args.bundles or sorted(p.parent.parent.name for p in BUNDLES_DIR.glob("*/configs/train_cpu.json"))
     print(f"CPU: {available_cpu_cores()} cores; torch {torch.__version__}; data: {manifest}", flush=True)
     rows = []
     for name in names:
-        today = run_trainer(name, manifest, args, fast=False)
+        today = today_in_fresh_process(name, manifest, args)
         fast = run_trainer(name, manifest, args, fast=True)
         row = {"bundle": name, "today": today, "fast": fast, "ratio": fast["its_per_s"] / today["its_per_s"]}
         rows.append(row)

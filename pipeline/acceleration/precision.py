@@ -95,8 +95,21 @@ def _median_seconds(run: Callable[[], object], repeats: int = 2) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def measure_cpu_speedup(network: torch.nn.Module, sample: torch.Tensor) -> float:
-    """fp32 time / bf16-autocast time of ``network(sample)`` on the CPU (> 1: bf16 is faster)."""
+def measure_cpu_speedup(network: torch.nn.Module, sample: torch.Tensor, training: bool = False) -> float:
+    """fp32 time / bf16-autocast time of ``network(sample)`` on the CPU (> 1: bf16 is faster).
+
+    ``training``: time a training step's compute (forward, then backward of the output's sum) instead
+    of an inference forward pass; the two can disagree (mDCSRN on an AVX512-BF16 CPU without AMX:
+    bf16 forward faster, forward + backward slower). Gradients accumulate in ``network``: pass a copy.
+    """
+    if training:
+        def step() -> None:
+            network(sample).float().sum().backward()
+
+        fp32 = _median_seconds(step)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = _median_seconds(step)
+        return fp32 / bf16
     with torch.inference_mode():
         fp32 = _median_seconds(lambda: network(sample))
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -104,8 +117,8 @@ def measure_cpu_speedup(network: torch.nn.Module, sample: torch.Tensor) -> float
     return fp32 / bf16
 
 
-def _cached_cpu_choice(network: torch.nn.Module, sample: torch.Tensor) -> tuple[str, float]:
-    key = _network_key(network, tuple(sample.shape))
+def _cached_cpu_choice(network: torch.nn.Module, sample: torch.Tensor, training: bool) -> tuple[str, float]:
+    key = _network_key(network, tuple(sample.shape)) + ("|train" if training else "")
     path = _cache_file()
     try:
         cache = json.loads(path.read_text())
@@ -113,7 +126,7 @@ def _cached_cpu_choice(network: torch.nn.Module, sample: torch.Tensor) -> tuple[
         cache = {}
     if key in cache:
         return cache[key]["precision"], float(cache[key]["bf16_speedup"])
-    speedup = measure_cpu_speedup(network, sample)
+    speedup = measure_cpu_speedup(network, sample, training)
     choice = "bf16" if speedup >= BF16_MIN_SPEEDUP else "fp32"
     cache[key] = {"precision": choice, "bf16_speedup": round(speedup, 3)}
     try:  # a read-only home only costs the measurement next time
@@ -131,6 +144,7 @@ def resolve_precision(
     device: torch.device,
     network: torch.nn.Module | None = None,
     sample: torch.Tensor | None = None,
+    training: bool = False,
 ) -> tuple[str, str]:
     """Turn a requested precision into ``fp32``/``bf16``/``fp16`` for ``device``, with the reason.
 
@@ -139,6 +153,8 @@ def resolve_precision(
         device: where the network runs.
         network: the network to time for ``auto`` on a CPU with AVX512-BF16 but no AMX.
         sample: a small input for that timing, on ``device``, in the network's memory format.
+        training: time forward + backward (a training step) rather than an inference forward pass
+            (:func:`measure_cpu_speedup`); ``network`` then gets gradients: pass a copy.
 
     Returns:
         ``(precision, reason)``, e.g. ``("fp32", "auto: bf16 measured 0.62x fp32 on this CPU")``.
@@ -165,8 +181,9 @@ def resolve_precision(
         return "bf16", "auto: CPU has AMX-BF16"
     if network is None or sample is None:
         return "fp32", "auto: AVX512-BF16 without AMX and nothing to time"
-    choice, speedup = _cached_cpu_choice(network, sample)
-    return choice, f"auto: bf16 measured {speedup:.2f}x fp32 for this network on this CPU"
+    choice, speedup = _cached_cpu_choice(network, sample, training)
+    step = "training step" if training else "network"
+    return choice, f"auto: bf16 measured {speedup:.2f}x fp32 for this {step} on this CPU"
 
 
 @contextlib.contextmanager

@@ -46,12 +46,16 @@ def test_auto_measures_once_and_caches(
     assert len(calls) == 1
     cached = json.loads((tmp_path / "cpu_precision.json").read_text())
     assert [entry["precision"] for entry in cached.values()] == [expected]
+    resolve_precision("auto", CPU, net, sample, training=True)  # a training step is timed and cached apart
+    assert len(calls) == 2 and len(json.loads((tmp_path / "cpu_precision.json").read_text())) == 2
 
 
 def test_auto_measurement_is_real(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MRISR_CACHE_DIR", str(tmp_path))
     net = torch.nn.Conv2d(1, 4, 3, padding=1).eval()
     assert precision_module.measure_cpu_speedup(net, torch.rand(1, 1, 16, 16)) > 0
+    assert precision_module.measure_cpu_speedup(net, torch.rand(1, 1, 16, 16), training=True) > 0
+    assert net.weight.grad is not None  # the training timing ran backward
 
 
 def test_cuda_auto_prefers_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
