@@ -6,7 +6,8 @@ Bundle configs (``bundles/<name>/configs/train.json``) build everything from the
 on the fly from a manifest and a named degradation protocol), MONAI's ``SupervisedTrainer`` with
 :func:`prepare_sr_batch`, :class:`SRVolumeEvaluator` (full-volume validation through
 ``NetworkSR`` with :class:`MaskedPSNR` against a baseline), :class:`BestModelSaver`,
-:class:`ResumableCheckpoint`, :class:`MetricsCSVLogger`, :class:`GradientClipping`, and :class:`WGANGPTrainer` for mDCSRN-GAN.
+:class:`ResumableCheckpoint` (with :class:`RNGStates`), :class:`MetricsCSVLogger`, :class:`TimeBudget`,
+:class:`GradientClipping`, and :class:`WGANGPTrainer` for mDCSRN-GAN.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pipeline.training.handlers import (
     GradientClipping,
     MetricsCSVLogger,
     ResumableCheckpoint,
+    TimeBudget,
     loss_from_output,
     unwrap_module,
 )
@@ -27,6 +29,7 @@ from pipeline.training.metrics import MaskedPSNR, MaskedPSNRGain, masked_psnr
 from pipeline.training.norm_calibration import calibrate_norm_statistics
 from pipeline.training.optim import param_groups
 from pipeline.training.patches import RandPairedPatchd, RandPairedPatchD, RandPairedPatchDict, valid_patch_starts
+from pipeline.training.rng_state import RNGStates
 from pipeline.training.volumes import (
     UPSAMPLING_MODES,
     BaselineSRd,
@@ -35,7 +38,7 @@ from pipeline.training.volumes import (
     input_zoom,
     to_network_input,
 )
-from pipeline.training.workflow import bundle_workflow, train
+from pipeline.training.workflow import bundle_workflow, load_initial_weights, train
 
 __all__ = [
     "UPSAMPLING_MODES",
@@ -52,11 +55,14 @@ __all__ = [
     "RandPairedPatchDict",
     "RandPairedPatchd",
     "ResumableCheckpoint",
+    "RNGStates",
     "SRVolumeEvaluator",
+    "TimeBudget",
     "SynthesizeLRd",
     "WGANGPTrainer",
     "bundle_workflow",
     "input_zoom",
+    "load_initial_weights",
     "loss_from_output",
     "masked_psnr",
     "param_groups",

@@ -11,6 +11,9 @@
   learning rate, the validation metrics of that epoch, elapsed time.
 - :class:`GradientClipping` (on a ``SupervisedTrainer``) clips the gradient norm before each
   optimiser step (MRLNet's recipe, seed 001).
+- :class:`TimeBudget` (on the trainer) ends training at the first epoch end after a wall-time
+  budget, once the checkpoint of that epoch is written: long runs go in slices that fit a session
+  and continue with ``--resume``.
 
 All files are written atomically (temporary name, then rename), and only by the main process
 (rank 0) in distributed runs; every rank keeps the same in-memory state.
@@ -40,6 +43,7 @@ __all__ = [
     "GradientClipping",
     "MetricsCSVLogger",
     "ResumableCheckpoint",
+    "TimeBudget",
     "loss_from_output",
     "unwrap_module",
 ]
@@ -263,3 +267,43 @@ class GradientClipping:
         if scaler is not None:
             scaler.unscale_(engine.optimizer)  # type: ignore[attr-defined]
         torch.nn.utils.clip_grad_norm_(engine.network.parameters(), self.max_norm)  # type: ignore[attr-defined]
+
+
+class TimeBudget:
+    """Terminate the trainer at the first epoch end after ``minutes`` of wall time.
+
+    Args:
+        minutes: the budget, counted from the trainer's start (a resumed run counts afresh);
+            ``None`` = no limit (the handler does nothing).
+
+    Attach to the trainer after its :class:`ResumableCheckpoint`, so the epoch that exceeds the
+    budget is saved before training ends; resume with ``--resume`` (``resume=True``). In distributed
+    runs rank 0's clock decides for every rank (broadcast), so all ranks stop at the same epoch.
+    """
+
+    def __init__(self, minutes: float | None = None) -> None:
+        if minutes is not None and not minutes > 0:
+            raise ValueError(f"minutes must be > 0 or None, got {minutes}")
+        self.minutes = minutes
+        self._start = time.perf_counter()
+
+    def attach(self, engine: Engine) -> None:
+        if self.minutes is None:
+            return
+        engine.add_event_handler(Events.STARTED, self.started)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def started(self, engine: Engine) -> None:
+        self._start = time.perf_counter()
+
+    def __call__(self, engine: Engine) -> None:
+        elapsed_min = (time.perf_counter() - self._start) / 60.0
+        over = torch.tensor(int(elapsed_min >= float(self.minutes)))  # type: ignore[arg-type]
+        if idist.get_world_size() > 1:
+            over = idist.broadcast(over, src=0)
+        if int(over) and engine.state.epoch < (engine.state.max_epochs or 0):
+            logger.info(
+                f"time budget of {self.minutes} min reached after {elapsed_min:.1f} min at epoch "
+                f"{engine.state.epoch}: stopping; continue with --resume"
+            )
+            engine.terminate()

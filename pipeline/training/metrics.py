@@ -1,9 +1,11 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
 """Validation metrics: PSNR inside the brain mask per volume, and its gain over a baseline.
 
-PSNR here is :math:`10 \\log_{10}(R^2 / \\mathrm{MSE}_{mask})` with the data range :math:`R` in the
-volumes' intensity units. The validation datasets divide every volume by the HR's robust maximum
-(99.5th percentile of positive voxels), so the default :math:`R = 1` is that robust maximum.
+PSNR here is the project's one definition, that of ``mrisr evaluate``
+(:func:`pipeline.evaluation.metrics.psnr`): :math:`10 \\log_{10}(L^2 / \\mathrm{MSE}_{mask})` with the
+data range :math:`L` = max − min of the HR inside the mask, per volume. It does not depend on the
+intensity scaling of the validation data, so a validation score equals the evaluation score of the
+same volume.
 """
 
 from __future__ import annotations
@@ -21,14 +23,17 @@ from ignite.metrics.metric import reinit__is_reduced, sync_all_reduce
 __all__ = ["masked_psnr", "MaskedPSNR", "MaskedPSNRGain"]
 
 
-def masked_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, data_range: float = 1.0) -> float:
+def masked_psnr(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, data_range: float | None = None
+) -> float:
     """PSNR in dB of ``pred`` against ``target`` over the voxels where ``mask`` is true.
 
     Args:
         pred: (C, *S) or (*S) prediction.
         target: same shape as ``pred``.
         mask: boolean (or 0/1) tensor broadcastable to ``pred``.
-        data_range: peak value :math:`R` in the volumes' units.
+        data_range: :math:`L` in the volumes' units; ``None`` = max − min of ``target`` inside the mask
+            (:func:`pipeline.evaluation.metrics.data_range`, the definition used everywhere).
 
     Returns:
         PSNR in dB (``inf`` for a perfect prediction).
@@ -38,7 +43,12 @@ def masked_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, da
     inside = torch.broadcast_to(mask.to(pred.device) > 0, pred.shape)
     if not bool(inside.any()):
         raise ValueError("the mask is empty")
-    mse = float(((pred.double() - target.double().to(pred.device))[inside] ** 2).mean())
+    inside_target = target.double().to(pred.device)[inside]
+    if data_range is None:
+        data_range = float(inside_target.max() - inside_target.min())
+    if not data_range > 0:
+        raise ValueError(f"data_range must be > 0, got {data_range} (constant target inside the mask?)")
+    mse = float(((pred.double()[inside] - inside_target) ** 2).mean())
     return float("inf") if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
 
 
@@ -49,7 +59,7 @@ class MaskedPSNR(Metric):
     of per-volume tensors (C, *S), e.g. ``monai.handlers.from_engine(["pred", "label", "mask"])``.
 
     Args:
-        data_range: peak value of the intensities (1 = the HR's robust maximum in validation data).
+        data_range: :math:`L`; ``None`` (default) = each target's max − min inside its mask.
         output_transform: maps the engine output to the update tuple.
         save_details: also store the per-volume values in ``engine.state.metric_details[name]`` as a
             (N, 1) tensor, for MONAI's ``MetricsSaver`` (single process only).
@@ -58,14 +68,14 @@ class MaskedPSNR(Metric):
 
     def __init__(
         self,
-        data_range: float = 1.0,
+        data_range: float | None = None,
         output_transform: Callable[[Any], Any] = lambda x: x,
         save_details: bool = False,
         device: str | torch.device = "cpu",
     ) -> None:
-        if not data_range > 0:
-            raise ValueError(f"data_range must be > 0, got {data_range}")
-        self.data_range = float(data_range)
+        if data_range is not None and not data_range > 0:
+            raise ValueError(f"data_range must be > 0 or None, got {data_range}")
+        self.data_range = None if data_range is None else float(data_range)
         self.save_details = save_details
         super().__init__(output_transform=output_transform, device=device)
 

@@ -8,9 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from monai.bundle import ConfigWorkflow
 
-__all__ = ["bundle_workflow", "train"]
+from pipeline.training.handlers import unwrap_module
+
+__all__ = ["bundle_workflow", "load_initial_weights", "train"]
 
 
 def bundle_workflow(
@@ -46,16 +49,43 @@ def bundle_workflow(
     )
 
 
+def load_initial_weights(workflow: ConfigWorkflow, weights: str | os.PathLike) -> None:
+    """Load a weights file (a plain state dict, e.g. a bundle's ``models/model.pt``) into the workflow's ``network``.
+
+    Runs after the config built (and, where its recipe says so, initialised or calibrated) the network,
+    so training continues from ``weights`` with a fresh optimiser. Keys and shapes must match exactly.
+    """
+    path = Path(weights)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such weights file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is reported with its name
+        raise ValueError(f"{path}: not a readable PyTorch weights file ({err})") from err
+    network = unwrap_module(workflow.parser.get_parsed_content("network"))
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"{path}: weights do not fit this bundle's network: {str(err).splitlines()[0]}") from err
+
+
 def train(
-    bundle_root: str | os.PathLike, config_files: Sequence[str] = ("train.json",), **overrides: Any
+    bundle_root: str | os.PathLike,
+    config_files: Sequence[str] = ("train.json",),
+    initial_weights: str | os.PathLike | None = None,
+    **overrides: Any,
 ) -> ConfigWorkflow:
     """Initialise, run and finalise a bundle's training workflow; return the finished workflow.
 
-    Equivalent to ``python -m monai.bundle run --config_file <configs> --bundle_root <bundle_root> --<id> <value>``.
-    The trainer is ``workflow.train_trainer`` (bundle property ``trainer``) for inspection afterwards.
+    Equivalent to ``python -m monai.bundle run --config_file <configs> --bundle_root <bundle_root> --<id> <value>``,
+    plus, when ``initial_weights`` is given, :func:`load_initial_weights` before the run (continue
+    training from a bundle's shipped weights). The trainer is ``workflow.train_trainer`` (bundle property
+    ``trainer``) for inspection afterwards.
     """
     workflow = bundle_workflow(bundle_root, config_files, workflow_type="train", **overrides)
     workflow.initialize()
+    if initial_weights is not None:
+        load_initial_weights(workflow, initial_weights)
     workflow.run()
     workflow.finalize()
     return workflow

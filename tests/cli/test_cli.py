@@ -157,3 +157,40 @@ def test_infer_precision_flag_is_recorded(nifti_file: Path, tmp_path: Path, prec
 def test_infer_rejects_unknown_precision(nifti_file: Path, tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main(["infer", str(nifti_file), "-o", str(tmp_path / "sr.nii.gz"), "--method", "srcnn", "--precision", "fp8"])
+
+
+def test_train_refuses_bad_starts_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bundle = tmp_path / "bundle"
+    (bundle / "configs").mkdir(parents=True)
+    (bundle / "configs" / "train.json").write_text("{}")
+    assert main(["train", str(bundle), "--resume"]) == 1
+    assert "checkpoint.pt: no checkpoint to resume from" in capsys.readouterr().err
+    assert main(["train", str(bundle), "--init-weights", str(tmp_path / "none.pt")]) == 1
+    assert "none.pt: no such weights file" in capsys.readouterr().err
+    assert main(["train", str(bundle), "--max-minutes", "0"]) == 1
+    with pytest.raises(SystemExit):  # argparse: --resume and --init-weights exclude each other
+        main(["train", str(bundle), "--resume", "--init-weights", "x.pt"])
+
+
+def test_train_background_detaches_and_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import subprocess
+    import sys
+
+    bundle = tmp_path / "bundle"
+    (bundle / "configs").mkdir(parents=True)
+    (bundle / "configs" / "train.json").write_text("{}")
+    started = {}
+
+    class FakeProcess:
+        pid = 4242
+
+        def __init__(self, command, **kwargs):
+            started.update(command=command, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", FakeProcess)
+    monkeypatch.setattr(sys, "argv", ["mrisr", "train", str(bundle), "--background", "--max-minutes", "5"])
+    assert main(["train", str(bundle), "--background", "--max-minutes", "5"]) == 0
+    assert started["command"][1:] == ["-m", "pipeline", "train", str(bundle), "--max-minutes", "5"]
+    assert started["start_new_session"] is True
+    out = capsys.readouterr().out
+    assert "pid 4242" in out and str(bundle / "logs" / "train_") in out

@@ -15,11 +15,11 @@ SHAPE = (24, 28, 12)
 
 @pytest.fixture
 def synthetic_manifest(tmp_path: Path) -> Path:
-    """A manifest of 3 training and 2 validation scans, (24, 28, 12) voxels of 1 mm, with brain masks."""
+    """A manifest of 3 training, 1 validation and 1 test scan, (24, 28, 12) voxels of 1 mm, with brain masks."""
     data = tmp_path / "data"
     data.mkdir()
     rows = ["subject_id,split,hr,mask"]
-    for i, split in enumerate(["train", "train", "train", "val", "val"]):
+    for i, split in enumerate(["train", "train", "train", "val", "test"]):
         volume = blob_volume(SHAPE, seed=i)
         mask = (volume > 50).astype(np.uint8)
         nib.save(nib.Nifti1Image(volume, np.eye(4)), str(data / f"hr{i}.nii.gz"))

@@ -86,7 +86,7 @@ def train_overrides(name: str, root: Path, manifest: Path) -> dict:
 
 
 def expected_checkpoint_keys(name: str) -> set[str]:
-    keys = {"network", "optimizer", "best_model", "trainer"}
+    keys = {"network", "optimizer", "best_model", "rng", "trainer"}
     if "lr_scheduler" in read_json(configs(name) / "train.json"):
         keys.add("lr_scheduler")
     if name == "mdcsrn_gan":
@@ -132,12 +132,12 @@ def test_bundle_train_evaluate_infer_export(name: str, tmp_path: Path, synthetic
         assert checkpoint["lr_scheduler"]["last_epoch"] == 1  # stepped once, after the epoch was logged
         assert log["learning_rate"][0] == train_cfg["optimizer"]["lr"]
 
-    # evaluation of models/model.pt on the val split, per-scan CSVs in eval/
+    # evaluation of models/model.pt on the test split, per-scan CSVs in eval/
     overrides = {"bundle_root": str(root), "dataset_manifest": str(synthetic_manifest), "validate#dataset#max_scans": 1}
     wf = workflow(root, ["train.json", "evaluate.json"], "train", **overrides)
     wf.run()
     assert set(wf.evaluator.state.metrics) == {"val_psnr", "cubic_psnr", "psnr_gain"}
-    assert list(pd.read_csv(root / "eval" / "val_psnr_raw.csv")["filename"]) == ["sub3"]
+    assert list(pd.read_csv(root / "eval" / "val_psnr_raw.csv")["filename"]) == ["sub4"]
 
     # inference on a tiny LR volume with the weights just trained
     lr_path, sr_path = tmp_path / "lr.nii.gz", tmp_path / "sr.nii.gz"

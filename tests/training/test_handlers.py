@@ -1,4 +1,4 @@
-"""Best-model saving across a resume, the resumable checkpoint and the metrics log."""
+"""Best-model saving across a resume, the resumable checkpoint, random states, time budget and the metrics log."""
 
 from __future__ import annotations
 
@@ -9,7 +9,17 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from pipeline.training import BestModelSaver, MetricsCSVLogger, ResumableCheckpoint, loss_from_output
+from monai.data import Dataset
+from monai.transforms import Compose, RandGaussianNoised, ScaleIntensityd
+
+from pipeline.training import (
+    BestModelSaver,
+    MetricsCSVLogger,
+    ResumableCheckpoint,
+    RNGStates,
+    TimeBudget,
+    loss_from_output,
+)
 
 
 def evaluator_with_scores(scores: list[float]) -> Engine:
@@ -119,3 +129,38 @@ def test_gradient_clipping_in_supervised_trainer():
     assert norms[0] == pytest.approx(0.5, rel=1e-5)
     with pytest.raises(ValueError):
         GradientClipping(0)
+
+
+def draws(transform) -> list[float]:
+    import random
+
+    import numpy as np
+
+    return [float(torch.rand(1)), float(np.random.rand()), random.random(), float(transform.R.rand())]
+
+
+def test_rng_states_round_trip_through_a_checkpoint_file(tmp_path: Path):
+    noise = RandGaussianNoised(keys="x")
+    dataset = Dataset([{"x": torch.zeros(2)}], Compose([ScaleIntensityd(keys="x"), Compose([noise])]))
+    states = RNGStates(dataset)
+    assert states.transforms == [noise]
+    torch.save(states.state_dict(), tmp_path / "rng.pt")
+    expected = draws(noise)
+    draws(noise)  # move every generator on
+    states.load_state_dict(torch.load(tmp_path / "rng.pt", weights_only=True))  # as MONAI's CheckpointLoader reads
+    assert draws(noise) == expected
+    with pytest.raises(ValueError, match="random transform"):
+        RNGStates().load_state_dict(torch.load(tmp_path / "rng.pt", weights_only=True))
+
+
+def test_time_budget():
+    trainer = Engine(lambda e, b: None)
+    TimeBudget(minutes=1e-9).attach(trainer)
+    trainer.run([0, 1], max_epochs=4)
+    assert trainer.state.epoch == 1
+    unlimited = Engine(lambda e, b: None)
+    TimeBudget(None).attach(unlimited)
+    unlimited.run([0, 1], max_epochs=3)
+    assert unlimited.state.epoch == 3
+    with pytest.raises(ValueError, match="minutes"):
+        TimeBudget(0)

@@ -9,6 +9,7 @@ import torch
 from ignite.engine import Engine
 from ignite.exceptions import NotComputableError
 
+from pipeline.evaluation.metrics import data_range, psnr
 from pipeline.training import MaskedPSNR, MaskedPSNRGain, masked_psnr
 
 
@@ -28,6 +29,14 @@ def test_masked_psnr_value(error, data_range):
     assert masked_psnr(pred, target, mask, data_range) == pytest.approx(expected, rel=1e-5)
 
 
+def test_default_is_the_evaluation_psnr():
+    """One PSNR definition: validation scores equal ``mrisr evaluate``'s (L = HR max - min in the mask)."""
+    pred, target, mask = volumes(0.05)
+    expected = psnr(pred.numpy(), target.numpy(), mask.numpy(), data_range(target.numpy(), mask.numpy()))
+    assert masked_psnr(pred, target, mask) == pytest.approx(expected, rel=1e-6)
+    assert masked_psnr(pred * 7.0, target * 7.0, mask) == pytest.approx(expected, rel=1e-6)  # scale-free
+
+
 def test_masked_psnr_perfect_and_ill_arg():
     _, target, mask = volumes(0.0)
     assert masked_psnr(target, target, mask) == math.inf
@@ -37,6 +46,8 @@ def test_masked_psnr_perfect_and_ill_arg():
         masked_psnr(target[:, :-1], target, mask)
     with pytest.raises(ValueError):
         MaskedPSNR(data_range=0)
+    with pytest.raises(ValueError, match="constant"):
+        masked_psnr(target + 1, torch.ones_like(target), mask)
 
 
 def run_metric(metric, batches, name="psnr"):
@@ -49,7 +60,7 @@ def run_metric(metric, batches, name="psnr"):
 def test_metric_averages_volumes_over_batches():
     a, b = volumes(0.1), volumes(0.01)
     batched = [tuple(torch.stack(x) for x in zip(a, b)), tuple(x[None] for x in volumes(0.001))]
-    engine = run_metric(MaskedPSNR(save_details=True), batched)
+    engine = run_metric(MaskedPSNR(data_range=1.0, save_details=True), batched)
     assert engine.state.metrics["psnr"] == pytest.approx((20 + 40 + 60) / 3, rel=1e-4)
     details = engine.state.metric_details["psnr"][:, 0]
     torch.testing.assert_close(details, torch.tensor([20.0, 40.0, 60.0]), rtol=1e-4, atol=0)

@@ -11,6 +11,7 @@ from pipeline.inference import robust_intensity_scale
 from pipeline.protocols import get_protocol
 from pipeline.training import (
     BaselineSRd,
+    LoadVolumed,
     SynthesizeLRd,
     input_zoom,
     scan_records,
@@ -110,7 +111,8 @@ def test_training_dataset_is_deterministic(synthetic_manifest):
 
 def test_validation_dataset(synthetic_manifest):
     whole = validation_dataset(synthetic_manifest, "bicubic-x2", crop_to_mask=False)
-    assert len(whole) == 2
+    assert len(whole) == 1  # the val split; test scans are never used in training
+    assert [item["scan_id"] for item in validation_dataset(synthetic_manifest, "bicubic-x2", split="test")] == ["sub4"]
     item = whole[0]
     assert tuple(item["lr"].shape[1:]) == (12, 14, 12)
     assert item["hr"].shape == item["baseline"].shape == item["mask"].shape
@@ -127,3 +129,18 @@ def test_scan_records(synthetic_manifest):
     assert all(r["hr"].endswith(".nii.gz") and r["mask"].endswith(".nii.gz") for r in records)
     with pytest.raises(ValueError):
         scan_records(synthetic_manifest, "train", max_scans=0)
+
+
+def test_load_volumed_checks_the_mask_against_its_image(tmp_path):
+    import nibabel as nib
+
+    image = blob_volume((8, 9, 10), seed=0)
+    nib.save(nib.Nifti1Image(image, np.eye(4)), str(tmp_path / "hr.nii.gz"))
+    nib.save(nib.Nifti1Image(np.ones((8, 9, 10), np.uint8), np.eye(4)), str(tmp_path / "ones.nii.gz"))
+    shifted = np.eye(4)
+    shifted[0, 3] = 5.0
+    nib.save(nib.Nifti1Image(np.ones((8, 9, 10), np.uint8), shifted), str(tmp_path / "shifted.nii.gz"))
+    loaded = LoadVolumed(["hr", "mask"])({"hr": str(tmp_path / "hr.nii.gz"), "mask": str(tmp_path / "ones.nii.gz")})
+    assert loaded["mask"].dtype == torch.float32 and bool((loaded["mask"] == 1).all())  # all-ones is a valid mask
+    with pytest.raises(ValueError, match="shifted.nii.gz"):
+        LoadVolumed(["hr", "mask"])({"hr": str(tmp_path / "hr.nii.gz"), "mask": str(tmp_path / "shifted.nii.gz")})
