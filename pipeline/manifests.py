@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["PATH_COLUMNS", "ManifestError", "read_manifest", "scan_id", "row_path"]
+__all__ = ["PATH_COLUMNS", "ManifestError", "clean_scan_id", "read_manifest", "scan_id", "row_path"]
 
 PATH_COLUMNS = ("hr", "lr", "mask", "labels")
 SPLITS = ("train", "val", "test")
@@ -102,7 +102,7 @@ def read_manifest(
     return table.reset_index(drop=True)
 
 
-def _file_name(raw_id: object) -> str:
+def clean_scan_id(raw_id: object) -> str:
     """A scan id as used in output file names: characters other than letters, digits, ``-_.`` become ``_``."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(raw_id))
 
@@ -114,11 +114,11 @@ def _check_file_names(scan_ids: pd.Series, manifest: Path) -> None:
     """
     first: dict[str, str] = {}
     for raw in scan_ids:
-        key = _file_name(raw).casefold()
+        key = clean_scan_id(raw).casefold()
         if key in first:
             raise ManifestError(
                 f"{manifest}: scan ids {first[key]!r} and {raw!r} give the same output file name "
-                f"{_file_name(raw)!r} (file names keep letters, digits, '-', '_' and '.', and ignore case); "
+                f"{clean_scan_id(raw)!r} (file names keep letters, digits, '-', '_' and '.', and ignore case); "
                 "make the scan ids differ"
             )
         first[key] = str(raw)
@@ -126,7 +126,7 @@ def _check_file_names(scan_ids: pd.Series, manifest: Path) -> None:
 
 def scan_id(row: pd.Series) -> str:
     """The scan's identifier, safe to use in file names."""
-    return _file_name(row["scan_id"])
+    return clean_scan_id(row["scan_id"])
 
 
 def row_path(row: pd.Series, column: str) -> str | None:

@@ -10,12 +10,36 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from pipeline.acceleration import PRECISIONS
-from pipeline.cohort import run_cohort
+from pipeline.cohort import CohortReport, run_cohort
 from pipeline.io import check_output_folder, error_message
 from pipeline.manifests import read_manifest, row_path, scan_id
+from pipeline.sharding import (
+    Shard,
+    ShardRun,
+    ShardsIncomplete,
+    cohort_run,
+    complete_records,
+    merge_lock,
+    parse_shard,
+    row_positions,
+    shard_folder,
+    start_shard,
+    world_size,
+    write_shard_record,
+)
 
-__all__ = ["add_input_arguments", "add_precision_argument", "run_single_or_cohort", "fail"]
+__all__ = [
+    "add_input_arguments",
+    "add_precision_argument",
+    "add_shard_argument",
+    "fail",
+    "finish_shard",
+    "requested_shard",
+    "run_single_or_cohort",
+]
 
 
 def add_input_arguments(parser: argparse.ArgumentParser, *, default_column: str) -> None:
@@ -27,7 +51,24 @@ def add_input_arguments(parser: argparse.ArgumentParser, *, default_column: str)
     parser.add_argument("--split", choices=("train", "val", "test"), help="only the manifest rows of this split")
     parser.add_argument("--data-root", help="folder that the manifest's relative paths resolve against")
     parser.add_argument("--column", default=default_column, help=f"manifest column with the inputs (default: {default_column})")
+    add_shard_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_shard_argument(parser: argparse.ArgumentParser) -> None:
+    """``--shard K/N``: run one part of a manifest (see :mod:`pipeline.sharding`)."""
+    parser.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="manifest mode: run only shard K of N, the rows i with i mod N = K (K counts from 0), e.g. "
+        "--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT with --array=0-(N-1); the last shard to finish "
+        "merges the outputs. Under torchrun each rank takes its own shard without this option",
+    )
+
+
+def requested_shard(args: argparse.Namespace) -> Shard | None:
+    """The ``--shard`` of the command line, checked (``ValueError`` with one line when malformed)."""
+    return parse_shard(args.shard) if args.shard is not None else None
 
 
 def add_precision_argument(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +88,64 @@ def fail(message: str) -> int:
     return 1
 
 
+def finish_shard(run: ShardRun, output_dir: Path, status: int, merge: Callable[[], None]) -> int:
+    """After this shard's outputs are written: merge every shard's, where this process should.
+
+    Under torchrun every rank waits for the others and rank 0 merges; rank 0 then returns 1 when a
+    row of any rank failed or the merge failed, the other ranks 0 (so torchrun, which stops the
+    remaining ranks when one fails, never stops them during the merge). A ``--shard`` job merges
+    when it finds every shard complete (the last one to finish does, under
+    :func:`~pipeline.sharding.merge_lock`) and returns 1 when a row of its own shard failed or its
+    merge failed.
+
+    Args:
+        status: this shard's exit status (0: all its rows succeeded).
+        merge: writes the merged outputs and prints where; raises
+            :class:`~pipeline.sharding.ShardsIncomplete` when a shard is not complete.
+    """
+    status = run.max_over_ranks(status)
+    merge_status = 0
+    if run.lead:
+        try:
+            with merge_lock(output_dir):
+                merge()
+        except ShardsIncomplete as err:
+            print(f"shard {run.shard}: {err}")
+        except (OSError, ValueError, RuntimeError) as err:
+            merge_status = fail(f"{output_dir}: merging the shards failed: {error_message(err)}")
+    status = max(status, run.from_lead(merge_status))  # every rank waits here until rank 0 has merged
+    return status if run.lead else 0
+
+
+def _cohort_settings(args: argparse.Namespace, description: str, suffix: str) -> dict[str, str | None]:
+    """What a shard of a cohort command depends on: shards merge only with shards of equal settings."""
+    return {
+        "command": description,
+        "manifest": str(Path(args.manifest).expanduser().resolve()),
+        "split": args.split,
+        "column": args.column,
+        "data_root": None if args.data_root is None else str(Path(args.data_root).expanduser().resolve()),
+        "outputs": suffix,
+    }
+
+
+def _merge_failures(output_dir: Path, shard: Shard, description: str) -> None:
+    """``failures.csv`` of the whole run from the shards' (rows in manifest order), or none when none failed."""
+    records = complete_records(output_dir, shard)
+    positions = row_positions(records)
+    failures: list[dict[str, str]] = []
+    for k in range(shard.count):
+        path = shard_folder(output_dir, Shard(k, shard.count)) / "failures.csv"
+        if path.is_file():
+            failures += pd.read_csv(path, dtype=str, keep_default_na=False).to_dict("records")
+    failures.sort(key=lambda failure: positions[failure["scan_id"]])
+    written = CohortReport(failures=failures).write_failures(output_dir / "failures.csv")
+    counts = f"merged {shard.count} shards, {len(positions)} rows, {len(failures)} failed"
+    print(f"{description}: {counts}; outputs in {output_dir}")
+    if written:
+        print(f"failures listed in {written}", file=sys.stderr)
+
+
 def run_single_or_cohort(
     args: argparse.Namespace,
     job: Callable[[str, Path, Any], Any],
@@ -60,12 +159,16 @@ def run_single_or_cohort(
     Manifest mode writes ``<output-dir>/<scan_id>_<suffix>.nii.gz`` per row, goes on past a bad
     row, writes ``<output-dir>/failures.csv`` and returns 1 if any row failed. With
     ``is_complete(input_path, output_path)``, rows whose output it accepts are skipped (resume).
-    Single-file mode returns 1 with the error on stderr. Exit code 0 means every job succeeded;
-    every failure is one line naming the file and the problem.
+    Under torchrun or with ``--shard K/N`` only this shard's rows run; the shard's failures go to
+    ``<output-dir>/shards/<k>-of-<n>/failures.csv`` and are merged into ``failures.csv`` (see
+    :func:`finish_shard`). Single-file mode returns 1 with the error on stderr. Exit code 0 means
+    every job succeeded; every failure is one line naming the file and the problem.
     """
     if args.manifest is None:
         if args.input is None or args.output is None:
             return fail("give INPUT and -o OUTPUT, or --manifest and --output-dir")
+        if args.shard is not None or world_size() > 1:
+            return fail("--shard and torchrun split a manifest's rows: give --manifest and --output-dir")
         try:
             job(args.input, Path(args.output), None)
         except Exception as err:  # every failure becomes a message and a non-zero exit
@@ -75,6 +178,7 @@ def run_single_or_cohort(
     if args.output_dir is None:
         return fail("--manifest needs --output-dir")
     try:
+        requested = requested_shard(args)
         table = read_manifest(args.manifest, data_root=args.data_root, split=args.split, require=(args.column,))
         check_output_folder(args.output_dir)
     except (OSError, ValueError) as err:
@@ -84,11 +188,26 @@ def run_single_or_cohort(
     rows = {scan_id(row): row for _, row in table.iterrows()}
     sources = {scan: row_path(row, args.column) for scan, row in rows.items()}
     outputs = {scan: out_dir / f"{scan}_{suffix}.nii.gz" for scan in rows}
-    items = [(scan, str(sources[scan]), partial(job, sources[scan], outputs[scan], row)) for scan, row in rows.items()]
     is_done = (lambda s: is_complete(sources[s], outputs[s])) if is_complete else (lambda s: False)
-    report = run_cohort(items, is_done=is_done, description=description, progress=not args.no_progress)
-    failures = report.write_failures(out_dir / "failures.csv")
-    print(f"{description}: {report.summary()}; outputs in {out_dir}")
-    if failures:
-        print(f"failures listed in {failures}", file=sys.stderr)
-    return 0 if report.ok else 1
+    with cohort_run(requested) as run:
+        order = list(rows)
+        positions = range(len(order)) if run.shard is None else run.shard.positions(len(order))
+        mine = [order[p] for p in positions]
+        items = [(scan, str(sources[scan]), partial(job, sources[scan], outputs[scan], rows[scan])) for scan in mine]
+        if run.shard is None:
+            report = run_cohort(items, is_done=is_done, description=description, progress=not args.no_progress)
+            failures = report.write_failures(out_dir / "failures.csv")
+            print(f"{description}: {report.summary()}; outputs in {out_dir}")
+            if failures:
+                print(f"failures listed in {failures}", file=sys.stderr)
+            return 0 if report.ok else 1
+        folder = start_shard(out_dir, run.shard)
+        label = f"{description} [{run.shard}]"
+        report = run_cohort(items, is_done=is_done, description=label, progress=not args.no_progress)
+        report.write_failures(folder / "failures.csv")
+        settings = _cohort_settings(args, description, suffix)
+        shard_rows = [(p, order[p]) for p in positions]
+        write_shard_record(out_dir, run.shard, settings, shard_rows, failures=len(report.failures))
+        print(f"{description}, shard {run.shard}: {report.summary()}; outputs in {out_dir}")
+        merge = partial(_merge_failures, out_dir, run.shard, description)
+        return finish_shard(run, out_dir, 0 if report.ok else 1, merge)

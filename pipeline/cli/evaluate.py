@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
+from pathlib import Path
 
-from pipeline.cli.common import add_precision_argument, fail
-from pipeline.protocols import PROTOCOLS, get_protocol
+from pipeline.cli.common import add_precision_argument, add_shard_argument, fail, finish_shard, requested_shard
+from pipeline.protocols import PROTOCOLS, Protocol, get_protocol
+from pipeline.sharding import Shard, cohort_run
 
 __all__ = ["add_parser"]
 
@@ -18,7 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="For each manifest row: make LR from HR with the protocol, super-resolve with each "
         "method, and score PSNR/SSIM/NRMSE inside the brain mask (whole volume and slice-wise in the "
         "most degraded plane). Writes per_scan_metrics.csv, summary.csv/.md (mean ± sd, paired "
-        "Wilcoxon vs cubic), boxplot and panel PNGs, report.md and failures.csv.",
+        "Wilcoxon vs cubic), boxplot and panel PNGs, report.md and failures.csv. Under torchrun or with "
+        "--shard K/N each process evaluates its shard of the rows into <output-dir>/shards/<k>-of-<n>/ and "
+        "the merged outputs equal a single-process run's.",
     )
     parser.add_argument("--manifest", required=True, help="CSV manifest with hr (and mask) columns")
     parser.add_argument("--protocol", required=True, choices=sorted(PROTOCOLS), help="degradation protocol")
@@ -43,8 +48,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="crop HR and mask to the brain's bounding box (+8 voxels) before degrading: same metrics in the "
         "mask for skull-stripped scans, networks run on fewer voxels",
     )
+    add_shard_argument(parser)
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="sharded runs: recompute shards that an earlier run completed without failures (by default reused)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
+
+
+def _merge(output_dir: Path, shard: Shard, protocol: Protocol) -> None:
+    """Write the run's outputs from every shard's and say where."""
+    from pipeline.evaluation import merge_evaluation_shards
+
+    merged = merge_evaluation_shards(output_dir, shard, protocol)
+    scans = merged.per_scan["scan_id"].nunique()
+    print(f"merged {shard.count} shards, {scans} scan(s) evaluated; report: {output_dir}/report.md")
+    if "failures" in merged.files:
+        print(f"failures listed in {merged.files['failures']}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,20 +77,32 @@ def run(args: argparse.Namespace) -> int:
     if "cubic" not in methods:
         methods = ["cubic", *methods]  # the reference every paired test is against
     try:
-        result = evaluate_cohort(
-            args.manifest,
-            protocol.name,
-            methods,
-            args.output_dir,
-            split=None if args.split == "all" else args.split,
-            data_root=args.data_root,
-            device=args.device,
-            precision=args.precision,
-            save_volumes=args.save_volumes,
-            crop_to_mask=args.crop_to_mask,
-            progress=not args.no_progress,
-        )
-    except (OSError, ValueError) as err:
+        requested = requested_shard(args)
+    except ValueError as err:
         return fail(str(err))
-    print(f"report: {args.output_dir}/report.md")
-    return 0 if result.failures.empty else 1
+    with cohort_run(requested) as sharding:
+        try:
+            result = evaluate_cohort(
+                args.manifest,
+                protocol.name,
+                methods,
+                args.output_dir,
+                split=None if args.split == "all" else args.split,
+                data_root=args.data_root,
+                device=args.device,
+                precision=args.precision,
+                save_volumes=args.save_volumes,
+                crop_to_mask=args.crop_to_mask,
+                progress=not args.no_progress,
+                shard=sharding.shard,
+                resume=not args.overwrite,
+            )
+        except (OSError, ValueError) as err:
+            return fail(str(err))
+        if sharding.shard is None:
+            print(f"report: {args.output_dir}/report.md")
+            return 0 if result.failures.empty else 1
+        scans, failed = result.per_scan["scan_id"].nunique(), len(result.failures)
+        print(f"evaluate, shard {sharding.shard}: {scans} scan(s), {failed} failure(s); in {result.output_dir}")
+        out = Path(args.output_dir)
+        return finish_shard(sharding, out, 0 if result.ok else 1, partial(_merge, out, sharding.shard, protocol))

@@ -4,7 +4,9 @@
 For each manifest row: load HR (and its brain mask), crop both to a multiple of the protocol's
 zoom, make LR with the protocol (seeded, deterministic), run every method, and compute masked
 whole-volume and slice-wise PSNR/SSIM/NRMSE, relative sharpness and runtime. A failing scan or
-method is recorded in ``failures.csv`` and the run goes on.
+method is recorded in ``failures.csv`` and the run goes on. A shard of a sharded run (see
+:mod:`pipeline.sharding`) scores only its rows and writes them as partial outputs, which
+:mod:`pipeline.evaluation.shards` merges into the same files.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,65 +29,30 @@ from monai.transforms import Compose
 from tqdm import tqdm
 
 from pipeline.cohort import run_cohort
-from pipeline.evaluation.figures import PanelSlices, plot_boxplots, plot_panel
+from pipeline.evaluation.figures import PanelSlices, plot_panel
 from pipeline.evaluation.metrics import data_range, nrmse, psnr, slicewise_metrics, ssim
-from pipeline.evaluation.report import render_report
+from pipeline.evaluation.outputs import (
+    FAILURE_COLUMNS,
+    MIN_MASK_FRACTION,
+    PER_SCAN_COLUMNS,
+    EvaluationResult,
+    EvaluationRun,
+    write_evaluation_outputs,
+)
 from pipeline.evaluation.sharpness import relative_sharpness
-from pipeline.evaluation.summary import summarize, summary_markdown
-from pipeline.inference import load_method, make_baseline, software_versions
-from pipeline.io import atomic_write_text, load_mask, load_volume, save_nifti
+from pipeline.evaluation.shards import read_evaluation_shard, shard_is_reusable, write_evaluation_shard
+from pipeline.inference import load_method, make_baseline
+from pipeline.io import load_mask, load_volume, save_nifti
 from pipeline.manifests import read_manifest, row_path, scan_id
 from pipeline.protocols import Protocol, crop_to_multiple, get_protocol
+from pipeline.sharding import Shard, start_shard
 from pipeline.transforms.brain_crop import brain_crops
 from pipeline.transforms.grid import as_numpy_affine, spacing_from_affine
 
 __all__ = ["PER_SCAN_COLUMNS", "EvaluationResult", "evaluate_cohort"]
 
-PER_SCAN_COLUMNS = (
-    "scan_id",
-    "subject_id",
-    "method",
-    "psnr",
-    "ssim",
-    "nrmse",
-    "psnr_slice",
-    "ssim_slice",
-    "nrmse_slice",
-    "sharpness_rel",
-    "data_range",
-    "runtime_s",
-    "precision",
-    "mask_source",
-)
-FAILURE_COLUMNS = ("scan_id", "method", "input", "error_type", "error", "where")
-MIN_MASK_FRACTION = 0.05
 _AFFINE_TOLERANCE_MM = 1e-3
 _PLANES = {"L": "sagittal", "R": "sagittal", "A": "coronal", "P": "coronal", "S": "axial", "I": "axial"}
-
-
-@dataclass
-class EvaluationResult:
-    """What :func:`evaluate_cohort` produced.
-
-    Attributes:
-        output_dir: the folder holding every output.
-        per_scan: one row per (scan, method), columns :data:`PER_SCAN_COLUMNS`.
-        summary: one row per method (see :func:`~pipeline.evaluation.summary.summarize`).
-        failures: one row per failed scan (``method`` empty) or (scan, method).
-        files: output name → path (``per_scan_metrics``, ``summary_csv``, ``summary_md``,
-            ``boxplot``, ``panel``, ``report``, and ``failures`` / ``volumes`` when written).
-    """
-
-    output_dir: Path
-    per_scan: pd.DataFrame
-    summary: pd.DataFrame
-    failures: pd.DataFrame
-    files: dict[str, Path] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        """True when no scan or method failed."""
-        return self.failures.empty
 
 
 @dataclass
@@ -233,6 +200,71 @@ def _evaluate_scan(
     return _ScanOutcome(records, failures, panel if panel is not None and panel.sr else None)
 
 
+def _score_rows(
+    rows: pd.DataFrame,
+    protocol: Protocol,
+    methods: list[Any],
+    volumes_dir: Path | None,
+    crop_to_mask: bool,
+    progress: bool,
+) -> tuple[pd.DataFrame, pd.DataFrame, PanelSlices | None]:
+    """Score every method on ``rows``: the per-scan table, the failures and the first scan's panel.
+
+    Rows of the per-scan table (:data:`PER_SCAN_COLUMNS`) follow ``rows``, methods in order within
+    a scan; failures (:data:`FAILURE_COLUMNS`) list failed scans first, then failed (scan, method)
+    pairs, each in row order.
+    """
+    method_failures: list[dict[str, str]] = []
+    panels: list[PanelSlices] = []
+
+    def job(row: pd.Series) -> list[dict[str, Any]]:
+        outcome = _evaluate_scan(
+            row, protocol, methods, volumes_dir, want_panel=not panels, crop_to_mask=crop_to_mask, progress=progress
+        )
+        method_failures.extend(outcome.failures)
+        if outcome.panel is not None:
+            panels.append(outcome.panel)
+        return outcome.records
+
+    items = [(scan_id(row), str(row["hr"]), lambda row=row: job(row)) for _, row in rows.iterrows()]
+    cohort = run_cohort(items, description=f"evaluate {protocol.name}", progress=progress)
+    failures = [{key: f.get(key, "") for key in FAILURE_COLUMNS} for f in cohort.failures + method_failures]
+    records = [r for scan in cohort.done for r in cohort.results[scan]]
+    return (
+        pd.DataFrame(records, columns=list(PER_SCAN_COLUMNS)),
+        pd.DataFrame(failures, columns=list(FAILURE_COLUMNS)),
+        panels[0] if panels else None,
+    )
+
+
+def _settings(
+    manifest: str | os.PathLike,
+    split: str | None,
+    data_root: str | os.PathLike | None,
+    protocol: Protocol,
+    methods: list[Any],
+    n_rows: int,
+    crop_to_mask: bool,
+    save_volumes: bool,
+) -> dict[str, Any]:
+    """What a shard's outputs depend on: shards merge (and a complete shard is reused) only when these agree."""
+    bundles = [getattr(m, "bundle_info", None) or {} for m in methods]
+    return {
+        "command": "evaluate",
+        "manifest": str(Path(manifest).expanduser().resolve()),
+        "split": split,
+        "data_root": None if data_root is None else str(Path(data_root).expanduser().resolve()),
+        "protocol": protocol.name,
+        "methods": [
+            {"name": m.name, "bundle": {"name": b.get("name"), "version": b.get("version")} if b else None}
+            for m, b in zip(methods, bundles)
+        ],
+        "n_rows": n_rows,
+        "crop_to_mask": crop_to_mask,
+        "save_volumes": save_volumes,
+    }
+
+
 def evaluate_cohort(
     manifest: str | os.PathLike,
     protocol: str | Protocol,
@@ -246,6 +278,8 @@ def evaluate_cohort(
     save_volumes: bool = False,
     crop_to_mask: bool = False,
     progress: bool = True,
+    shard: Shard | None = None,
+    resume: bool = True,
 ) -> EvaluationResult:
     """Evaluate SR methods on the HR scans of a manifest degraded by a named protocol.
 
@@ -266,17 +300,24 @@ def evaluate_cohort(
             made (:func:`pipeline.transforms.brain_crops`): metrics in the mask stay comparable
             and networks run on fewer voxels (saved volumes then cover the box only).
         progress: show a progress bar.
+        shard: evaluate only this shard's rows (:class:`~pipeline.sharding.Shard`: rows ``i`` with
+            ``i mod count == index``) and write its partial outputs under
+            ``output_dir/shards/<k>-of-<n>/`` (:func:`~pipeline.evaluation.shards.write_evaluation_shard`);
+            :func:`~pipeline.evaluation.merge_evaluation_shards` makes the run's outputs from them.
+        resume: with ``shard``, reuse a shard that completed without failures with the same
+            settings and rows instead of recomputing it.
 
     Returns:
         :class:`EvaluationResult`. Outputs in ``output_dir``, each written atomically:
         ``per_scan_metrics.csv``, ``summary.csv``, ``summary.md``, ``boxplot_psnr_ssim.png``,
         ``panel.png`` (first evaluated scan), ``report.md``, and ``failures.csv`` when anything
-        failed (a stale one is removed otherwise).
+        failed (a stale one is removed otherwise). With ``shard``: the shard's partial outputs.
 
     Raises:
         ValueError: unknown protocol or method, duplicate method names.
         ManifestError: the manifest is invalid (see :func:`~pipeline.manifests.read_manifest`).
-        RuntimeError: no (scan, method) pair could be evaluated (``failures.csv`` says why).
+        RuntimeError: no (scan, method) pair could be evaluated (``failures.csv`` says why); not
+            raised for a shard (other shards may have evaluated some).
 
     Example::
 
@@ -290,58 +331,22 @@ def evaluate_cohort(
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     volumes_dir = out / "volumes" if save_volumes else None
+    run = EvaluationRun(proto, str(manifest), split, [m.name for m in sr_methods], len(table))
+    if shard is None:
+        per_scan, failures, panel = _score_rows(table, proto, sr_methods, volumes_dir, crop_to_mask, progress)
+        if panel is not None:
+            plot_panel(panel, out / "panel.png", title=proto.name)
+        result = write_evaluation_outputs(out, run, per_scan, failures, panel.scan_id if panel is not None else None)
+        if volumes_dir is not None:
+            result.files["volumes"] = volumes_dir
+        return result
 
-    method_failures: list[dict[str, str]] = []
-    panels: list[PanelSlices] = []
-
-    def job(row: pd.Series) -> list[dict[str, Any]]:
-        outcome = _evaluate_scan(
-            row, proto, sr_methods, volumes_dir, want_panel=not panels, crop_to_mask=crop_to_mask, progress=progress
-        )
-        method_failures.extend(outcome.failures)
-        if outcome.panel is not None:
-            panels.append(outcome.panel)
-        return outcome.records
-
-    items = [(scan_id(row), str(row["hr"]), lambda row=row: job(row)) for _, row in table.iterrows()]
-    cohort = run_cohort(items, description=f"evaluate {proto.name}", progress=progress)
-    cohort.failures = [{key: f.get(key, "") for key in FAILURE_COLUMNS} for f in cohort.failures + method_failures]
-    failures = pd.DataFrame(cohort.failures, columns=list(FAILURE_COLUMNS))
-    files: dict[str, Path] = {}
-    failures_path = cohort.write_failures(out / "failures.csv")
-    if failures_path is not None:
-        files["failures"] = failures_path
-
-    records = [r for scan in cohort.done for r in cohort.results[scan]]
-    if not records:
-        raise RuntimeError(f"no scan could be evaluated; see {out / 'failures.csv'}")
-    per_scan = pd.DataFrame(records, columns=list(PER_SCAN_COLUMNS))
-    summary = summarize(per_scan)
-    names = [m.name for m in sr_methods]
-    files["per_scan_metrics"] = atomic_write_text(out / "per_scan_metrics.csv", per_scan.to_csv(index=False))
-    files["summary_csv"] = atomic_write_text(out / "summary.csv", summary.to_csv(index=False))
-    files["summary_md"] = atomic_write_text(out / "summary.md", summary_markdown(summary))
-    title = f"{proto.name}, {per_scan['scan_id'].nunique()} scan(s)"
-    scored = [name for name in names if name in set(per_scan["method"])]
-    files["boxplot"] = plot_boxplots(per_scan, out / "boxplot_psnr_ssim.png", scored, title=title)
-    figures = {"PSNR and SSIM per method (box plots)": files["boxplot"].name}
-    if panels:
-        files["panel"] = plot_panel(panels[0], out / "panel.png", title=proto.name)
-        figures[f"Slices of scan {panels[0].scan_id} with |error| maps"] = files["panel"].name
-    report = render_report(
-        protocol=proto,
-        manifest=str(manifest),
-        split=split,
-        methods=names,
-        n_rows=len(table),
-        per_scan=per_scan,
-        summary=summary,
-        failures=failures,
-        figures=figures,
-        min_mask_fraction=MIN_MASK_FRACTION,
-        versions=software_versions(),
-    )
-    files["report"] = atomic_write_text(out / "report.md", report)
-    if volumes_dir is not None:
-        files["volumes"] = volumes_dir
-    return EvaluationResult(out, per_scan, summary, failures, files)
+    positions = list(shard.positions(len(table)))
+    rows = table.iloc[positions]
+    settings = _settings(manifest, split, data_root, proto, sr_methods, len(table), crop_to_mask, save_volumes)
+    row_ids = [(p, str(sid)) for p, sid in zip(positions, rows["scan_id"])]
+    if resume and shard_is_reusable(out, shard, settings, row_ids):
+        return read_evaluation_shard(out, shard)
+    start_shard(out, shard)
+    per_scan, failures, panel = _score_rows(rows, proto, sr_methods, volumes_dir, crop_to_mask, progress)
+    return write_evaluation_shard(out, shard, run, settings, row_ids, per_scan, failures, panel)

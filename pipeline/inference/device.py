@@ -3,20 +3,31 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 import torch
 
 __all__ = ["resolve_device", "auto_batch_size"]
 
 
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
+def resolve_device(device: str | torch.device | None = None, environ: Mapping[str, str] = os.environ) -> torch.device:
     """``None``/"auto" → CUDA when available, else CPU; otherwise the named device, checked.
+
+    Under torchrun (``LOCAL_RANK`` in ``environ``) "auto" gives each rank of a node its own GPU:
+    ``cuda:<LOCAL_RANK mod the visible devices>``; on a machine without CUDA every rank uses the CPU.
 
     Raises:
         ValueError: ``device`` is not a device name ("cpu", "cuda", "cuda:1"...), or names a CUDA
             device this machine does not have.
     """
     if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        local_rank = environ.get("LOCAL_RANK", "").strip()
+        if local_rank.isdigit():
+            return torch.device("cuda", int(local_rank) % torch.cuda.device_count())
+        return torch.device("cuda")
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError, ValueError) as err:

@@ -197,9 +197,13 @@ class NetworkSR:
         """The module that runs: the fast form of the network's current weights, or the network itself.
 
         Built anew for every volume, so a network still being trained (validation) is always seen
-        with its latest weights.
+        with its latest weights. A ``DistributedDataParallel`` wrapper is unwrapped: its forward would
+        synchronise buffers across ranks, which inference mode forbids and per-rank validation does not need.
         """
-        return optimize_for_inference(self.network, self.spatial_dims, self.device) if self.fast else self.network.eval()
+        network = self.network
+        if isinstance(network, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
+            network = network.module  # validation in multi-process training: each rank runs its own scans
+        return optimize_for_inference(network, self.spatial_dims, self.device) if self.fast else network.eval()
 
     def _predict(self, batch: torch.Tensor) -> torch.Tensor:
         if self.fast:

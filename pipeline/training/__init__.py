@@ -13,8 +13,9 @@ on the fly from a manifest and a named degradation protocol), MONAI's ``Supervis
 from __future__ import annotations
 
 from pipeline.training.datasets import scan_records, training_dataset, validation_dataset
+from pipeline.training.distributed import is_secondary_rank
 from pipeline.training.engines import SRVolumeEvaluator, prepare_sr_batch
-from pipeline.training.fast import FastTrainingInferer
+from pipeline.training.fast import FastTrainingInferer, to_channels_last
 from pipeline.training.gan import WGANGPTrainer
 from pipeline.training.handlers import (
     BestModelSaver,
@@ -61,6 +62,7 @@ __all__ = [
     "SynthesizeLRd",
     "WGANGPTrainer",
     "bundle_workflow",
+    "is_secondary_rank",
     "input_zoom",
     "load_initial_weights",
     "loss_from_output",
@@ -68,6 +70,7 @@ __all__ = [
     "param_groups",
     "prepare_sr_batch",
     "scan_records",
+    "to_channels_last",
     "to_network_input",
     "train",
     "training_dataset",

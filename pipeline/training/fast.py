@@ -20,14 +20,23 @@ On its first CPU call it also sets the process's thread count and allocator
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
 
 import torch
 from monai.inferers import Inferer
 
 from pipeline.acceleration import channels_last_format, configure_cpu_runtime, precision_context, resolve_precision
+from pipeline.training.handlers import unwrap_module
 
-__all__ = ["FastTrainingInferer"]
+__all__ = ["FastTrainingInferer", "to_channels_last"]
+
+logger = logging.getLogger(__name__)
+
+
+def to_channels_last(network: torch.nn.Module, spatial_dims: int) -> torch.nn.Module:
+    """``network`` with its parameters in channels-last memory (in place), for wrapping in DDP afterwards."""
+    return network.to(memory_format=channels_last_format(spatial_dims))
 
 
 class FastTrainingInferer(Inferer):
@@ -51,18 +60,27 @@ class FastTrainingInferer(Inferer):
 
     def _prepare(self, inputs: torch.Tensor, network: torch.nn.Module) -> None:
         if self.channels_last and id(network) not in self._converted:
-            network.to(memory_format=self.memory_format)
+            if not isinstance(network, torch.nn.parallel.DistributedDataParallel):
+                network.to(memory_format=self.memory_format)
+            # else: converting after wrapping leaves DDP's gradient buckets in the old layout, and the
+            # averaged gradients came out wrong (measured on 2 gloo ranks); convert before wrapping
+            # (:func:`to_channels_last`, as every bundle's multi_gpu_train.json does)
             self._converted.add(id(network))
         if self.precision is None:
             if inputs.device.type == "cpu":
                 configure_cpu_runtime()
-                sample = inputs.detach().clone()  # the whole batch: bf16 won on one 24^3 patch (2.1x), lost on 4 (0.9x)
-                probe = copy.deepcopy(network).eval()  # timing must not touch the trained BatchNorm statistics
+                probe, sample = None, None
+                if self.requested_precision == "auto":
+                    sample = inputs.detach().clone()  # the whole batch: bf16 won on one 24^3 patch (2.1x), lost on 4 (0.9x)
+                    # a copy of the bare module: timing must not touch the trained BatchNorm statistics, and a
+                    # copied DistributedDataParallel wrapper would join the gradient all-reduce
+                    probe = copy.deepcopy(unwrap_module(network)).eval()
                 self.precision, self.precision_reason = resolve_precision(
                     self.requested_precision, inputs.device, probe, sample, training=True
                 )
             else:
                 self.precision, self.precision_reason = "fp32", "CUDA: the trainer's amp setting applies"
+            logger.info(f"training precision {self.precision} ({self.precision_reason})")
 
     def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
         """(B, C, *S) inputs -> ``network(inputs)``; the output's dtype is float32 for the loss."""
