@@ -15,11 +15,17 @@ list can be reordered or extended freely.
 
 from __future__ import annotations
 
-import torch.distributed as dist
+import ignite.distributed as idist
 
 __all__ = ["is_secondary_rank"]
 
 
 def is_secondary_rank() -> bool:
-    """True in a process of an initialised ``torch.distributed`` group whose rank is not 0."""
-    return dist.is_available() and dist.is_initialized() and dist.get_rank() > 0
+    """True in a process of an initialised ``torch.distributed`` group whose rank is not 0.
+
+    Asked through ``ignite.distributed``, whose first use on a rank creates a process group: a
+    collective call every rank must make. Every rank resolves ``@not_rank_zero`` at the same point of
+    building the trainer, so this is where they all make it; otherwise rank 0 made it alone inside
+    MONAI's ``CheckpointSaver`` (built on rank 0 only) and waited forever (mdcsrn_gan under torchrun).
+    """
+    return idist.get_rank() > 0
