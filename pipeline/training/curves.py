@@ -71,7 +71,8 @@ def plot_training_curves(log: pd.DataFrame, output: str | os.PathLike, title: st
     loss_axis.set_ylabel("training loss (epoch mean)")
     loss_axis.set_xlabel("iteration")
     loss_axis.grid(alpha=0.3)
-    if log["train_loss"].gt(0).all():
+    losses = log["train_loss"].dropna()
+    if losses.gt(0).all() and losses.max() > 10 * losses.min():  # log scale only where it spans a decade
         loss_axis.set_yscale("log")
     for stage_start in log.groupby("stage")["iteration"].min().iloc[1:]:
         for axis in (gain_axis, loss_axis):
