@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -14,7 +18,7 @@ from pipeline.networks.layers import (
     upsample_transposed_conv,
 )
 
-__all__ = ["LaplacianLevel", "RRLSRN"]
+__all__ = ["LaplacianLevel", "RRLSRN", "cascade_state_dict", "load_cascade_from_x2"]
 
 
 def _linear_upsampling_kernel(spatial_dims: int, kernel_size: int) -> torch.Tensor:
@@ -152,3 +156,41 @@ class RRLSRN(nn.Module):
         for level in self.levels:
             features, image = level(features, image)
         return image
+
+
+def cascade_state_dict(x2_state: Mapping[str, torch.Tensor], num_levels: int) -> dict[str, torch.Tensor]:
+    """Weights of an ``num_levels``-level RRLSRN in which every level starts as the trained x2 level.
+
+    Args:
+        x2_state: state dict of an ``RRLSRN(scale_factor=2)`` (keys ``input_conv.*`` and ``levels.0.*``).
+        num_levels: levels of the target network (2 for ``scale_factor=4``).
+
+    Returns:
+        ``input_conv.*`` as given, and ``levels.<k>.*`` = ``levels.0.*`` for every level k (copies).
+
+    Note:
+        The x4 cascade of LapSRN shares its structure across levels, so the x2 level is a trained starting
+        point for each; this initialisation is this project's (the RRLSRN paper trains x2 only).
+    """
+    unexpected = [k for k in x2_state if not k.startswith(("input_conv.", "levels.0."))]
+    if unexpected:
+        raise ValueError(f"not the state dict of a one-level (x2) RRLSRN: unexpected keys {unexpected[:3]}")
+    state = {k: v.clone() for k, v in x2_state.items() if k.startswith("input_conv.")}
+    for level in range(num_levels):
+        for key, value in x2_state.items():
+            if key.startswith("levels.0."):
+                state[f"levels.{level}." + key[len("levels.0.") :]] = value.clone()
+    return state
+
+
+def load_cascade_from_x2(network: RRLSRN, x2_weights: str | os.PathLike) -> RRLSRN:
+    """Initialise every level of ``network`` from an x2 RRLSRN weights file (see :func:`cascade_state_dict`)."""
+    path = Path(x2_weights)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no trained x2 RRLSRN weights")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        network.load_state_dict(cascade_state_dict(state, len(network.levels)))
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(f"{path}: weights do not fit an x2 RRLSRN level: {str(err).splitlines()[0]}") from err
+    return network

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from pipeline.networks import RRLSRN
+from pipeline.networks.rrlsrn import cascade_state_dict, load_cascade_from_x2
 
 SMALL = {"features": 4, "body_layers": 2}
 
@@ -65,3 +66,29 @@ def test_script(spatial_dims, scale):
 def test_ill_arg(kwargs):
     with pytest.raises(ValueError):
         RRLSRN(**kwargs)
+
+
+def test_cascade_from_x2_weights(tmp_path):
+    """Each level of the x4 cascade starts as the x2 network's level: the first level's output is the x2 output."""
+    x2 = RRLSRN(2, 2, features=8, body_layers=2)
+    path = tmp_path / "x2.pt"
+    torch.save(x2.state_dict(), path)
+    x4 = load_cascade_from_x2(RRLSRN(2, 4, features=8, body_layers=2), path)
+    x = torch.rand(2, 1, 6, 5)
+    with torch.no_grad():
+        features, image = x4.levels[0](x4.input_conv(x), x)
+        torch.testing.assert_close(image, x2(x))
+        for key, value in x4.levels[1].state_dict().items():
+            torch.testing.assert_close(value, x2.levels[0].state_dict()[key])
+        assert x4(x).shape == (2, 1, 24, 20)
+
+
+def test_cascade_rejects_other_weights(tmp_path):
+    with pytest.raises(ValueError, match="one-level"):
+        cascade_state_dict(RRLSRN(2, 4, features=8, body_layers=1).state_dict(), 2)
+    path = tmp_path / "x2_wide.pt"
+    torch.save(RRLSRN(2, 2, features=4, body_layers=1).state_dict(), path)
+    with pytest.raises(ValueError, match="x2_wide.pt: weights do not fit"):
+        load_cascade_from_x2(RRLSRN(2, 4, features=8, body_layers=1), path)
+    with pytest.raises(FileNotFoundError, match="missing.pt: no trained x2 RRLSRN weights"):
+        load_cascade_from_x2(RRLSRN(2, 4, features=8, body_layers=1), tmp_path / "missing.pt")

@@ -1,4 +1,4 @@
-"""The paper bundles (mfcn, mrln, msrn_tv, mdcsrn, mdcsrn_gan, rrlsrn): train, evaluate, infer, export on tiny data.
+"""The paper bundles (mfcn, mrln, msrn_tv, mdcsrn, mdcsrn_gan, rrlsrn, rrlsrn_x4): train, evaluate, infer, export on tiny data.
 
 Each bundle's own ``train.json`` runs through ``ConfigWorkflow`` for two iterations on tiny patches of the
 synthetic cohort (``tests/training/conftest.py``) into a temporary copy of the bundle; ``evaluate.json`` scores
@@ -34,6 +34,7 @@ CASES = {
     "mdcsrn": {"patch": [8, 8, 8], "lr_shape": (6, 5, 4), "lr_spacing": (1.0, 2.0, 2.0)},
     "mdcsrn_gan": {"patch": [8, 8, 8], "lr_shape": (6, 5, 4), "lr_spacing": (1.0, 2.0, 2.0)},
     "rrlsrn": {"patch": [4, 4], "lr_shape": (8, 10, 3), "lr_spacing": (2.0, 2.0, 1.5)},
+    "rrlsrn_x4": {"patch": [4, 4], "lr_shape": (6, 5, 3), "lr_spacing": (4.0, 4.0, 1.5)},
 }
 BUNDLES = sorted(CASES)
 
@@ -82,6 +83,11 @@ def train_overrides(name: str, root: Path, manifest: Path) -> dict:
                 "train#trainer#critic_steps": 1,
             }
         )
+    if name == "rrlsrn_x4":
+        x2 = ConfigParser(read_json(configs("rrlsrn") / "train.json")).get_parsed_content("network_def")
+        init = root.parent / "rrlsrn_x2_init.pt"
+        torch.save(x2.state_dict(), init)
+        overrides["x2_init"] = str(init)
     return overrides
 
 
@@ -212,7 +218,8 @@ def test_configs_agree(name: str):
         assert len(io["spatial_shape"]) == train_cfg["spatial_dims"]
     assert len(train_cfg["train"]["dataset"]["patch_size"]) == train_cfg["spatial_dims"]
     if train_cfg["upsampling"] == "network":
-        assert fmt["outputs"]["pred"]["spatial_shape"] == ["2*n", "2*n"]
+        factor = int(protocol.zoom[0])
+        assert fmt["outputs"]["pred"]["spatial_shape"] == [f"{factor}*n", f"{factor}*n"]
     assert (BUNDLES_DIR / name / "LICENSE").is_file() and (BUNDLES_DIR / name / "docs" / "data_license.txt").is_file()
 
 
@@ -264,10 +271,15 @@ def test_configs_hold_no_absolute_paths(name: str):
             assert not personal, (config.name, text)
 
 
-def test_gan_generator_init_must_exist(tmp_path: Path, synthetic_manifest: Path):
-    """Without a trained mDCSRN next to it, the GAN bundle's training stops and names the missing file."""
-    root = tmp_path / "bundles" / "mdcsrn_gan"
-    shutil.copytree(configs("mdcsrn_gan"), root / "configs")
+@pytest.mark.parametrize(
+    "name, source, message",
+    [("mdcsrn_gan", "mdcsrn", "no trained weights"), ("rrlsrn_x4", "rrlsrn", "no trained x2 RRLSRN weights")],
+)
+def test_initialising_weights_must_exist(name: str, source: str, message: str, tmp_path: Path, synthetic_manifest: Path):
+    """Without the trained bundle it starts from next to it (mdcsrn for the GAN's generator, rrlsrn x2 for
+    the x4 cascade), training stops and names the missing file."""
+    root = tmp_path / "bundles" / name
+    shutil.copytree(configs(name), root / "configs")
     wf = ConfigWorkflow(
         config_file=str(root / "configs" / "train.json"),
         meta_file=str(root / "configs" / "metadata.json"),
@@ -276,8 +288,9 @@ def test_gan_generator_init_must_exist(tmp_path: Path, synthetic_manifest: Path)
         bundle_root=str(root),
         dataset_manifest=str(synthetic_manifest),
     )
-    with pytest.raises(RuntimeError) as error:  # at initialisation, before the data; the parser wraps the error
+    with pytest.raises(RuntimeError) as error:  # when the network is built; the parser wraps the error
         wf.initialize()
+        wf.run()
     cause = error.value.__cause__
     assert isinstance(cause, FileNotFoundError)
-    assert str(cause).endswith(str(Path("mdcsrn", "models", "model.pt")) + ": no trained weights")
+    assert str(cause).endswith(str(Path(source, "models", "model.pt")) + ": " + message)

@@ -142,7 +142,7 @@ def test_torchrun_two_cpu_ranks_match_one_process(tmp_path: Path):
     assert not [p for p in written if p.startswith("rank1/")]  # rank 1 wrote nothing
 
 
-@pytest.mark.parametrize("name", ["mdcsrn", "mdcsrn_gan", "mfcn", "mrln", "msrn_tv", "rrlsrn"])
+@pytest.mark.parametrize("name", ["mdcsrn", "mdcsrn_gan", "mfcn", "mrln", "msrn_tv", "rrlsrn", "rrlsrn_x4"])
 def test_torchrun_every_bundle(name: str, tmp_path: Path):
     """Two iterations on 2 CPU ranks: the run ends, the ranks' parameters agree, rank 0 alone writes.
 
