@@ -25,16 +25,18 @@ from pipeline.io import atomic_path
 __all__ = ["join_logs", "plot_training_curves"]
 
 
-def join_logs(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
+def join_logs(paths: Sequence[str | os.PathLike], start_iteration: int = 0) -> pd.DataFrame:
     """The rows of several metrics logs, in order, with ``iteration`` made cumulative across them.
 
     A log that continues the previous one (its first iteration is larger than the previous log's last,
     as after ``--resume``) keeps its iteration numbers; a log that starts again from 0 (a new stage
     started from the previous stage's weights) is shifted by the previous log's last iteration.
+    ``start_iteration``: iterations behind the weights the first log started from (a run started with
+    ``--init-weights`` from weights whose own log is not given), added to the first log the same way.
     """
     if not paths:
         raise ValueError("no metrics log given")
-    tables, offset = [], 0
+    tables, offset = [], start_iteration
     for stage, path in enumerate(paths):
         table = pd.read_csv(path)
         if "iteration" not in table.columns or table.empty:
@@ -92,8 +94,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("logs", nargs="+", help="metrics CSV(s) of MetricsCSVLogger, in training order")
     parser.add_argument("-o", "--output", required=True, help="PNG to write")
     parser.add_argument("--title", default="", help="figure title")
+    parser.add_argument(
+        "--start-iteration", type=int, default=0, help="iterations behind the weights the first log started from"
+    )
     args = parser.parse_args(argv)
-    print(plot_training_curves(join_logs(args.logs), args.output, args.title))
+    print(plot_training_curves(join_logs(args.logs, args.start_iteration), args.output, args.title))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ def test_join_shifts_a_restarted_stage_and_keeps_a_resumed_one(tmp_path: Path):
     log = join_logs([first, resumed, restarted])
     assert list(log["iteration"]) == [100, 200, 300, 400, 450, 500]
     assert list(log["stage"]) == [0, 0, 1, 1, 2, 2]
+    from_shipped = join_logs([tmp_path / "c.csv"], start_iteration=600)  # a run started from 600-iteration weights
+    assert list(from_shipped["iteration"]) == [650, 700]
     (tmp_path / "empty.csv").write_text("epoch\n")
     with pytest.raises(ValueError, match="empty.csv"):
         join_logs([tmp_path / "empty.csv"])
