@@ -60,10 +60,12 @@ def test_train_writes_weights_checkpoint_and_log(trained_bundle: Path):
     state = torch.load(trained_bundle / "models" / "model.pt", weights_only=True)
     assert set(state) == {f"layers.{i}.conv.{p}" for i in range(3) for p in ("weight", "bias")}
     checkpoint = torch.load(trained_bundle / "models" / "checkpoint.pt", weights_only=True)
-    assert set(checkpoint) == {"network", "optimizer", "best_model", "rng", "trainer"}
+    assert set(checkpoint) == {"network", "optimizer", "lr_scheduler", "best_model", "rng", "trainer"}
     assert checkpoint["trainer"]["iteration"] == 2
+    assert checkpoint["lr_scheduler"]["last_epoch"] == 1 and checkpoint["lr_scheduler"]["milestones"] == {}
     log = pd.read_csv(trained_bundle / "logs" / "metrics.csv")
     assert list(log["epoch"]) == [1]
+    assert log["learning_rate"][0] == pytest.approx(1e-4)  # the paper's fixed rate
     assert {"train_loss", "val_psnr", "cubic_psnr", "psnr_gain"} <= set(log.columns)
     assert log["psnr_gain"][0] == pytest.approx(log["val_psnr"][0] - log["cubic_psnr"][0])
 
