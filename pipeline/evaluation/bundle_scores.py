@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.io import atomic_path
+from pipeline.io import atomic_write_text
 
 __all__ = ["bundle_scores", "write_bundle_scores"]
 
@@ -75,8 +75,7 @@ def write_bundle_scores(
     scores = bundle_scores(results_dir, method or meta["name"], split)
     meta["eval_metrics"] = scores
     meta.pop("eval_metrics_note", None)
-    with atomic_path(meta_path) as tmp:
-        Path(tmp).write_text(json.dumps(meta, indent=4, ensure_ascii=False) + "\n", encoding="utf-8")
+    atomic_write_text(meta_path, json.dumps(meta, indent=4, ensure_ascii=False) + "\n")
     return scores
 
 

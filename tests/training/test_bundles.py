@@ -275,21 +275,15 @@ def test_configs_hold_no_absolute_paths(name: str):
     "name, source, message",
     [("mdcsrn_gan", "mdcsrn", "no trained weights"), ("rrlsrn_x4", "rrlsrn", "no trained x2 RRLSRN weights")],
 )
-def test_initialising_weights_must_exist(name: str, source: str, message: str, tmp_path: Path, synthetic_manifest: Path):
+def test_initialising_weights_must_exist(
+    name: str, source: str, message: str, tmp_path: Path, synthetic_manifest: Path
+):
     """Without the trained bundle it starts from next to it (mdcsrn for the GAN's generator, rrlsrn x2 for
     the x4 cascade), training stops and names the missing file."""
     root = tmp_path / "bundles" / name
     shutil.copytree(configs(name), root / "configs")
-    wf = ConfigWorkflow(
-        config_file=str(root / "configs" / "train.json"),
-        meta_file=str(root / "configs" / "metadata.json"),
-        logging_file=False,
-        workflow_type="train",
-        bundle_root=str(root),
-        dataset_manifest=str(synthetic_manifest),
-    )
     with pytest.raises(RuntimeError) as error:  # when the network is built; the parser wraps the error
-        wf.initialize()
+        wf = workflow(root, ["train.json"], "train", bundle_root=str(root), dataset_manifest=str(synthetic_manifest))
         wf.run()
     cause = error.value.__cause__
     assert isinstance(cause, FileNotFoundError)

@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from monai.bundle import ConfigWorkflow
 
 from pipeline.training import is_secondary_rank
 from tests.conftest import blob_volume
+from tests.training.test_bundles import workflow
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "srcnn"
 SLICE = (24, 28)
@@ -110,15 +110,8 @@ def test_torchrun_two_cpu_ranks_match_one_process(tmp_path: Path):
 
     single_root = tmp_path / "single"
     shutil.copytree(configs, single_root / "configs")
-    single = ConfigWorkflow(
-        config_file=str(single_root / "configs" / "train.json"),
-        meta_file=str(single_root / "configs" / "metadata.json"),
-        logging_file=False,
-        workflow_type="train",
-        bundle_root=str(single_root),
-        **overrides(manifest, batch_size=2),
-    )
-    single.initialize()
+    options = overrides(manifest, batch_size=2)
+    single = workflow(single_root, ["train.json"], "train", bundle_root=str(single_root), **options)
     single.run()
     single_weights = {k: v.clone() for k, v in single.parser.get_parsed_content("network").state_dict().items()}
     single.finalize()
