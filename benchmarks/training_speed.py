@@ -12,7 +12,9 @@ no handlers) runs ``--iterations`` iterations after ``--warmup`` ones, twice fro
 
 Printed per bundle: iterations per second of each, their ratio, the precision chosen, and the mean
 training loss of each run (same seed, same patches: equal losses up to rounding show the fast
-settings train the same network). mDCSRN-GAN's trainer takes no inferer: both runs are alike.
+settings train the same network). mDCSRN-GAN runs without its critic warm-up, so the timed iterations
+mix critic and generator steps at the recipe's ratio; its fast path applies to the generator only (the
+critic and its gradient penalty stay float32).
 
 Data: ``--manifest`` (default ``data_manifests/malf_dev.csv``, whose scans live in ``../shared/data``);
 when its files are missing, a two-scan cohort made from the MNI152 template (``nilearn``).
@@ -78,6 +80,8 @@ def build_trainer(name: str, manifest: Path, iterations: int, fast: bool, max_sc
     parser["train#handlers"] = []
     parser["train#trainer#max_epochs"] = 1
     parser["train#trainer#epoch_length"] = iterations
+    if "critic_warmup_iterations" in parser["train#trainer"]:
+        parser["train#trainer#critic_warmup_iterations"] = 0  # time the GAN's generator steps too, at its ratio
     if fast and precision is not None:
         parser["precision"] = precision
     if not fast:

@@ -26,7 +26,7 @@ from pipeline.training.handlers import (
     loss_from_output,
     unwrap_module,
 )
-from pipeline.training.metrics import MaskedPSNR, MaskedPSNRGain, masked_psnr
+from pipeline.training.metrics import MaskedPSNR, MaskedPSNRGain, MaskedRelativeSharpness, PerVolumeMean, masked_psnr
 from pipeline.training.norm_calibration import calibrate_norm_statistics
 from pipeline.training.optim import param_groups
 from pipeline.training.patches import RandPairedPatchd, RandPairedPatchD, RandPairedPatchDict, valid_patch_starts
@@ -51,6 +51,7 @@ __all__ = [
     "LoadVolumed",
     "MaskedPSNR",
     "MaskedPSNRGain",
+    "MaskedRelativeSharpness",
     "MetricsCSVLogger",
     "RandPairedPatchD",
     "RandPairedPatchDict",
@@ -68,6 +69,7 @@ __all__ = [
     "loss_from_output",
     "masked_psnr",
     "param_groups",
+    "PerVolumeMean",
     "prepare_sr_batch",
     "scan_records",
     "to_channels_last",

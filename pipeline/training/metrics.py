@@ -1,5 +1,6 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
-"""Validation metrics: PSNR inside the brain mask per volume, and its gain over a baseline.
+"""Validation metrics per volume, averaged over volumes: PSNR in the brain mask, its gain over a baseline,
+and sharpness relative to HR (that of ``mrisr evaluate``, :func:`pipeline.evaluation.relative_sharpness`).
 
 PSNR here is the project's one definition, that of ``mrisr evaluate``
 (:func:`pipeline.evaluation.metrics.psnr`): :math:`10 \\log_{10}(L^2 / \\mathrm{MSE}_{mask})` with the
@@ -20,7 +21,9 @@ from ignite.exceptions import NotComputableError
 from ignite.metrics import Metric
 from ignite.metrics.metric import reinit__is_reduced, sync_all_reduce
 
-__all__ = ["masked_psnr", "MaskedPSNR", "MaskedPSNRGain"]
+from pipeline.evaluation.sharpness import relative_sharpness
+
+__all__ = ["masked_psnr", "MaskedPSNR", "MaskedPSNRGain", "MaskedRelativeSharpness", "PerVolumeMean"]
 
 
 def masked_psnr(
@@ -52,14 +55,13 @@ def masked_psnr(
     return float("inf") if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
 
 
-class MaskedPSNR(Metric):
-    """Mean over volumes of :func:`masked_psnr` (an ignite metric; synchronised across DDP ranks).
+class PerVolumeMean(Metric):
+    """Mean over volumes of a per-volume value (an ignite metric; synchronised across DDP ranks).
 
-    ``output_transform`` must return ``(pred, target, mask)``: batched tensors (B, C, *S) or sequences
-    of per-volume tensors (C, *S), e.g. ``monai.handlers.from_engine(["pred", "label", "mask"])``.
+    Subclasses define ``_value(items) -> float`` for one volume's tensors, taken from the tuple that
+    ``output_transform`` returns: batched tensors (B, C, *S) or sequences of per-volume tensors (C, *S).
 
     Args:
-        data_range: :math:`L`; ``None`` (default) = each target's max − min inside its mask.
         output_transform: maps the engine output to the update tuple.
         save_details: also store the per-volume values in ``engine.state.metric_details[name]`` as a
             (N, 1) tensor, for MONAI's ``MetricsSaver`` (single process only).
@@ -68,14 +70,10 @@ class MaskedPSNR(Metric):
 
     def __init__(
         self,
-        data_range: float | None = None,
         output_transform: Callable[[Any], Any] = lambda x: x,
         save_details: bool = False,
         device: str | torch.device = "cpu",
     ) -> None:
-        if data_range is not None and not data_range > 0:
-            raise ValueError(f"data_range must be > 0 or None, got {data_range}")
-        self.data_range = None if data_range is None else float(data_range)
         self.save_details = save_details
         super().__init__(output_transform=output_transform, device=device)
 
@@ -86,8 +84,7 @@ class MaskedPSNR(Metric):
         self._values: list[float] = []
 
     def _value(self, items: Sequence[torch.Tensor]) -> float:
-        pred, target, mask = items
-        return masked_psnr(pred, target, mask, self.data_range)
+        raise NotImplementedError
 
     @reinit__is_reduced
     def update(self, output: Sequence[Any]) -> None:
@@ -111,6 +108,34 @@ class MaskedPSNR(Metric):
             engine.state.metric_details[name] = torch.tensor(self._values)[:, None]  # type: ignore[attr-defined]
 
 
+class MaskedPSNR(PerVolumeMean):
+    """Mean over volumes of :func:`masked_psnr`.
+
+    ``output_transform`` must return ``(pred, target, mask)``, e.g.
+    ``monai.handlers.from_engine(["pred", "label", "mask"])``.
+
+    Args:
+        data_range: :math:`L`; ``None`` (default) = each target's max − min inside its mask.
+        output_transform, save_details, device: as :class:`PerVolumeMean`.
+    """
+
+    def __init__(
+        self,
+        data_range: float | None = None,
+        output_transform: Callable[[Any], Any] = lambda x: x,
+        save_details: bool = False,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if data_range is not None and not data_range > 0:
+            raise ValueError(f"data_range must be > 0 or None, got {data_range}")
+        self.data_range = None if data_range is None else float(data_range)
+        super().__init__(output_transform=output_transform, save_details=save_details, device=device)
+
+    def _value(self, items: Sequence[torch.Tensor]) -> float:
+        pred, target, mask = items
+        return masked_psnr(pred, target, mask, self.data_range)
+
+
 class MaskedPSNRGain(MaskedPSNR):
     """Mean over volumes of ``PSNR(pred) - PSNR(reference)`` in dB, both inside the mask.
 
@@ -121,3 +146,16 @@ class MaskedPSNRGain(MaskedPSNR):
     def _value(self, items: Sequence[torch.Tensor]) -> float:
         pred, reference, target, mask = items
         return masked_psnr(pred, target, mask, self.data_range) - masked_psnr(reference, target, mask, self.data_range)
+
+
+class MaskedRelativeSharpness(PerVolumeMean):
+    """Mean over volumes of the mean gradient magnitude in the mask of ``pred`` over that of the target.
+
+    1 = as sharp as HR (:func:`pipeline.evaluation.relative_sharpness`, the ``sharpness / HR`` of
+    ``mrisr evaluate``). ``output_transform`` must return ``(pred, target, mask)`` with single-channel
+    volumes (1, X, Y, Z). Arguments as :class:`PerVolumeMean`.
+    """
+
+    def _value(self, items: Sequence[torch.Tensor]) -> float:
+        pred, target, mask = items
+        return relative_sharpness(pred, target, mask)

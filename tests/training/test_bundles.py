@@ -124,6 +124,7 @@ def test_bundle_train_evaluate_infer_export(name: str, tmp_path: Path, synthetic
     if name == "mdcsrn_gan":
         assert trainer.state.output["generator_updated"]  # warm-up 1, 1 critic step per G step
         assert (root / "models" / "best_val_psnr.pt").is_file()
+        assert (root / "models" / "validated" / "generator_epoch=1.pt").is_file()  # for gan_selection
     wf.finalize()
     network = ConfigParser(train_cfg).get_parsed_content("network_def")
     network.load_state_dict(torch.load(root / "models" / "model.pt", weights_only=True))
@@ -134,6 +135,8 @@ def test_bundle_train_evaluate_infer_export(name: str, tmp_path: Path, synthetic
     assert list(log["epoch"]) == [1]
     assert {"train_loss", "learning_rate", "val_psnr", "cubic_psnr", "psnr_gain"} <= set(log.columns)
     assert np.isfinite(log["val_psnr"][0]) and np.isfinite(log["train_loss"][0])
+    if name == "mdcsrn_gan":
+        assert 0 < log["val_sharpness"][0] < 2
     if "lr_scheduler" in checkpoint:
         assert checkpoint["lr_scheduler"]["last_epoch"] == 1  # stepped once, after the epoch was logged
         assert log["learning_rate"][0] == train_cfg["optimizer"]["lr"]
@@ -142,7 +145,8 @@ def test_bundle_train_evaluate_infer_export(name: str, tmp_path: Path, synthetic
     overrides = {"bundle_root": str(root), "dataset_manifest": str(synthetic_manifest), "validate#dataset#max_scans": 1}
     wf = workflow(root, ["train.json", "evaluate.json"], "train", **overrides)
     wf.run()
-    assert set(wf.evaluator.state.metrics) == {"val_psnr", "cubic_psnr", "psnr_gain"}
+    expected_metrics = {"val_psnr", "cubic_psnr", "psnr_gain"} | ({"val_sharpness"} if name == "mdcsrn_gan" else set())
+    assert set(wf.evaluator.state.metrics) == expected_metrics
     assert list(pd.read_csv(root / "eval" / "val_psnr_raw.csv")["filename"]) == ["sub4"]
 
     # inference on a tiny LR volume with the weights just trained

@@ -10,10 +10,12 @@ from ignite.engine import Events
 
 from pipeline.losses import WGANGPCriticLoss, WGANGPGeneratorLoss
 from pipeline.networks import WGANCritic
-from pipeline.training import WGANGPTrainer
+from pipeline.training import FastTrainingInferer, WGANGPTrainer
 
 
-def make_trainer(warmup: int, steps: int, iterations: int) -> tuple[WGANGPTrainer, torch.nn.Module, torch.nn.Module]:
+def make_trainer(
+    warmup: int, steps: int, iterations: int, inferer=None
+) -> tuple[WGANGPTrainer, torch.nn.Module, torch.nn.Module]:
     torch.manual_seed(0)
     generator = torch.nn.Conv3d(1, 1, 3, padding=1)
     critic = WGANCritic(spatial_dims=3, channels=(4, 8), strides=(1, 2), dense_features=8)
@@ -30,6 +32,7 @@ def make_trainer(warmup: int, steps: int, iterations: int) -> tuple[WGANGPTraine
         critic_loss_function=WGANGPCriticLoss(),
         critic_steps=steps,
         critic_warmup_iterations=warmup,
+        inferer=inferer,
     )
     return trainer, generator, critic
 
@@ -85,3 +88,17 @@ def test_ill_arg():
             "cpu", 1, [], generator, critic, trainer.optimizer, trainer.critic_optimizer,
             trainer.loss_function, trainer.critic_loss_function, extra_critic_every=0,
         )
+
+
+def test_generator_forward_runs_through_the_inferer_in_bf16_and_the_critic_stays_float32():
+    inferer = FastTrainingInferer(spatial_dims=3, precision="bf16")
+    trainer, generator, critic = make_trainer(warmup=1, steps=1, iterations=3, inferer=inferer)
+    critic_input_dtypes = []
+    critic.register_forward_pre_hook(lambda module, args: critic_input_dtypes.append(args[0].dtype))
+    before = [p.detach().clone() for p in generator.parameters()]
+    trainer.run()
+    assert inferer.precision == "bf16"
+    assert trainer.state.output["pred"].dtype == torch.float32
+    assert set(critic_input_dtypes) == {torch.float32}
+    assert all(p.dtype == torch.float32 for p in (*generator.parameters(), *critic.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(before, generator.parameters()))

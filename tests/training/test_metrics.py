@@ -1,4 +1,4 @@
-"""Masked PSNR and its gain over a baseline, as a function and as ignite metrics."""
+"""Masked PSNR, its gain over a baseline, and sharpness relative to HR, as functions and as ignite metrics."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import torch
 from ignite.engine import Engine
 from ignite.exceptions import NotComputableError
 
+from pipeline.evaluation import relative_sharpness
 from pipeline.evaluation.metrics import data_range, psnr
-from pipeline.training import MaskedPSNR, MaskedPSNRGain, masked_psnr
+from pipeline.training import MaskedPSNR, MaskedPSNRGain, MaskedRelativeSharpness, masked_psnr
 
 
 def volumes(error: float, shape=(1, 6, 6, 4)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -76,3 +77,18 @@ def test_gain():
 def test_not_computable_without_volumes():
     with pytest.raises(NotComputableError):
         MaskedPSNR().compute()
+
+
+def test_relative_sharpness_is_that_of_the_evaluation():
+    torch.manual_seed(0)
+    target = torch.rand(1, 10, 10, 8)
+    mask = torch.zeros_like(target, dtype=torch.bool)
+    mask[:, 2:8, 2:8, 2:6] = True
+    smooth = torch.nn.functional.avg_pool3d(target[None], 3, stride=1, padding=1)[0]
+    batch = [(torch.stack([smooth, target]), torch.stack([target, target]), torch.stack([mask, mask]))]
+    engine = run_metric(MaskedRelativeSharpness(save_details=True), batch, "sharpness")
+    expected = relative_sharpness(smooth, target, mask)
+    assert expected < 0.9
+    assert engine.state.metrics["sharpness"] == pytest.approx((expected + 1.0) / 2)
+    details = engine.state.metric_details["sharpness"][:, 0].double()
+    torch.testing.assert_close(details, torch.tensor([expected, 1.0], dtype=torch.float64))
