@@ -1,5 +1,6 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
-"""Evaluation figures: box plots of per-scan metrics and a side-by-side slice panel with error maps.
+"""Evaluation figures: box plots of per-scan metrics and a side-by-side slice panel with error maps and
+a magnified detail (texture is invisible at whole-slice scale).
 
 Figures are drawn on matplotlib ``Figure`` objects with the Agg canvas (no display needed, and the
 global pyplot backend of the caller is left alone) and saved atomically as PNG.
@@ -15,12 +16,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.patches import Rectangle
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from pipeline.io.atomic import atomic_path
 
-__all__ = ["PanelSlices", "plot_boxplots", "plot_panel"]
+from scipy.ndimage import uniform_filter
+
+__all__ = ["PanelSlices", "detail_window", "plot_boxplots", "plot_panel"]
+
 
 @dataclass
 class PanelSlices:
@@ -89,13 +94,48 @@ def plot_boxplots(per_scan: pd.DataFrame, path: str | os.PathLike, methods: Sequ
     return _save(fig, path)
 
 
-def plot_panel(panel: PanelSlices, path: str | os.PathLike, title: str = "", margin: int = 4) -> Path:
-    """HR, LR and every SR slice on one grey scale (top row), |SR − HR| on one scale below.
+def detail_window(hr: np.ndarray, mask: np.ndarray, size: int = 48) -> tuple[slice, slice]:
+    """The ``size`` x ``size`` window of a 2D slice, inside the mask, where HR has the most edges.
+
+    Chosen by the mean HR gradient magnitude over windows lying wholly inside the mask (or, when none
+    does, over all windows, weighted by the mask), so it falls on cortex or other fine structure.
+
+    Args:
+        hr: (A, B) HR slice.
+        mask: (A, B) boolean mask slice, not empty.
+        size: window side in voxels (clipped to the slice).
+
+    Returns:
+        The window as (rows, columns) slices of the slice's two axes.
+    """
+    size = max(1, min(size, *hr.shape))
+    inside = mask.astype(np.float64)
+    gradient = np.hypot(*np.gradient(hr.astype(np.float64))) * inside
+    edges = uniform_filter(gradient, size, mode="constant")
+    coverage = uniform_filter(inside, size, mode="constant")
+    half = size // 2
+    valid = np.zeros_like(inside, dtype=bool)
+    last_row, last_col = hr.shape[0] - (size - 1 - half), hr.shape[1] - (size - 1 - half)
+    valid[half:last_row, half:last_col] = True
+    score = np.where(valid & (coverage > 1 - 1e-6), edges, -np.inf)
+    if not np.isfinite(score).any():
+        score = np.where(valid, edges * coverage, -np.inf)
+    row, col = (int(i) for i in np.unravel_index(int(np.argmax(score)), score.shape))
+    return slice(row - half, row - half + size), slice(col - half, col - half + size)
+
+
+def plot_panel(
+    panel: PanelSlices, path: str | os.PathLike, title: str = "", margin: int = 4, detail_size: int = 48
+) -> Path:
+    """HR, LR and every SR slice on one grey scale (top row), |SR − HR| on one scale below, and the same
+    slices magnified on a ``detail_size``-voxel square window (bottom row, outlined on the HR slice).
 
     Slices are cropped to the mask's bounding box plus ``margin`` voxels. The grey scale spans
     the HR slice's range; the error scale spans 0 to the 99.5th percentile of the errors inside
-    the mask over all methods. Slices are drawn with their first axis left→right and their second
-    axis bottom→top (for a RAS volume: right/anterior/superior towards the top-right).
+    the mask over all methods. The detail window is :func:`detail_window` (the HR's most edged
+    window inside the mask) and uses the HR window's grey range. Slices are drawn with their first
+    axis left→right and their second axis bottom→top (for a RAS volume: right/anterior/superior
+    towards the top-right).
     """
     rows, cols = np.nonzero(panel.mask)
     window = (
@@ -113,8 +153,11 @@ def plot_panel(panel: PanelSlices, path: str | os.PathLike, title: str = "", mar
     columns = 2 + len(names)
     width = 2.8
     height = width * hr.shape[1] / hr.shape[0] * panel.aspect
-    fig = _figure(width * columns + 0.9, 2 * (height + 0.5) + 0.4)
-    axes = fig.subplots(2, columns, squeeze=False)
+    detail = detail_window(panel.hr, panel.mask, detail_size)
+    detail_hr = panel.hr[detail]
+    detail_range = {"vmin": float(detail_hr.min()), "vmax": float(detail_hr.max())}
+    fig = _figure(width * columns + 0.9, 2 * (height + 0.5) + width * panel.aspect + 0.9)
+    axes = fig.subplots(3, columns, squeeze=False, height_ratios=[height, height, width * panel.aspect])
 
     def show(ax: Axes, image: np.ndarray, label: str, **kwargs: object) -> object:
         handle = ax.imshow(image.T, origin="lower", aspect=panel.aspect, interpolation="nearest", **kwargs)
@@ -124,16 +167,32 @@ def plot_panel(panel: PanelSlices, path: str | os.PathLike, title: str = "", mar
         return handle
 
     show(axes[0, 0], hr, "HR", cmap="gray", vmin=vmin, vmax=vmax)
+    axes[0, 0].add_patch(
+        Rectangle(
+            (detail[0].start - window[0].start - 0.5, detail[1].start - window[1].start - 0.5),
+            detail[0].stop - detail[0].start,
+            detail[1].stop - detail[1].start,
+            fill=False,
+            edgecolor="tab:orange",
+            linewidth=1.0,
+        )
+    )
     show(axes[0, 1], panel.lr[window], "LR (nearest, for display)", cmap="gray", vmin=vmin, vmax=vmax)
+    show(axes[2, 0], detail_hr, "HR, detail", cmap="gray", **detail_range)
+    show(axes[2, 1], panel.lr[detail], "LR, detail", cmap="gray", **detail_range)
     error_handle = None
     for column, name in enumerate(names, start=2):
         label = f"{name}\nPSNR {panel.psnr[name]:.2f} dB"
         show(axes[0, column], panel.sr[name][window], label, cmap="gray", vmin=vmin, vmax=vmax)
         error_handle = show(axes[1, column], errors[name], f"|{name} − HR|", cmap="inferno", vmin=0.0, vmax=emax)
+        show(axes[2, column], panel.sr[name][detail], f"{name}, detail", cmap="gray", **detail_range)
     for ax in axes[1, :2]:
         ax.axis("off")
     if error_handle is not None:
         fig.colorbar(error_handle, ax=list(axes[1, 2:]), shrink=0.9, label="|error| (HR intensity units)")
-    where = f"scan {panel.scan_id}, {panel.plane} slice {panel.index} across axis {panel.slice_axis}"
+    where = (
+        f"scan {panel.scan_id}, {panel.plane} slice {panel.index} across axis {panel.slice_axis}; "
+        f"detail: {detail_hr.shape[0]}x{detail_hr.shape[1]} voxels (orange box)"
+    )
     fig.suptitle(f"{title} — {where}" if title else where, fontsize=10)
     return _save(fig, path)
