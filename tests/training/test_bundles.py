@@ -9,6 +9,7 @@ network. The networks keep the papers' widths and depths: only the inputs are sm
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -21,6 +22,7 @@ import torch
 from monai.bundle import ConfigParser, ConfigWorkflow, ckpt_export, verify_net_in_out
 
 from pipeline.protocols import get_protocol
+from pipeline.training.critic_separation import critic_separation
 from pipeline.transforms.grid import zoomed_affine
 from tests.conftest import blob_volume
 
@@ -126,6 +128,11 @@ def test_bundle_train_evaluate_infer_export(name: str, tmp_path: Path, synthetic
         assert (root / "models" / "best_val_psnr.pt").is_file()
         assert (root / "models" / "validated" / "generator_epoch=1.pt").is_file()  # for gan_selection
     wf.finalize()
+    if name == "mdcsrn_gan":
+        overrides = {k: v for k, v in train_overrides(name, root, synthetic_manifest).items() if k != "bundle_root"}
+        separation = critic_separation(root, config_files=("train.json",), passes=2, overrides=overrides)
+        assert separation["iteration"] == 2 and separation["patches"] == 4  # 1 val scan x 2 patches x 2 passes
+        assert math.isfinite(separation["gap_mean"]) and 0 <= separation["positive"] <= 1
     network = ConfigParser(train_cfg).get_parsed_content("network_def")
     network.load_state_dict(torch.load(root / "models" / "model.pt", weights_only=True))
     checkpoint = torch.load(root / "models" / "checkpoint.pt", weights_only=True)
