@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bundle_root", type=Path)
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: <bundle_root>/models/checkpoint.pt")
-    parser.add_argument("--config", nargs="+", default=["train.json", "train_cpu.json"], help="configs/ files, in order")
+    parser.add_argument(
+        "--config", nargs="+", default=["train.json", "train_cpu.json"], help="files in configs/, in order"
+    )
     parser.add_argument("--split", default="val")
     parser.add_argument("--passes", type=int, default=4)
     args = parser.parse_args(argv)
