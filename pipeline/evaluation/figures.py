@@ -16,13 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.patches import Rectangle
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from scipy.ndimage import uniform_filter
 
 from pipeline.io.atomic import atomic_path
-
-from scipy.ndimage import uniform_filter
 
 __all__ = ["PanelSlices", "detail_window", "plot_boxplots", "plot_panel"]
 

@@ -73,7 +73,8 @@ def critic_separation(
     generator, critic = parser.get_parsed_content("network_def"), parser.get_parsed_content("critic_def")
     generator.load_state_dict(state["network"])
     critic.load_state_dict(state["critic"])
-    generator.eval(), critic.eval()
+    generator.eval()
+    critic.eval()
     set_determinism(seed=seed)
     loader = parser.get_parsed_content("train#dataloader")
     gaps, hr_scores = [], []
