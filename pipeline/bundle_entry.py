@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipeline.cli.common import fail
+from pipeline.training.adaptation import AdaptedSR
 from pipeline.inference.run import super_resolve_file
 from pipeline.io import error_message
 
@@ -27,6 +28,8 @@ def super_resolve(
     input_image: str | os.PathLike | None,
     output_image: str | os.PathLike | None,
     scale: Sequence[float] | None = None,
+    adapt: bool = False,
+    qc: bool = False,
 ) -> dict[str, Any]:
     """:func:`~pipeline.inference.super_resolve_file`, exiting with one line and code 1 on any error.
 
@@ -34,7 +37,11 @@ def super_resolve(
         method: the bundle's ``sr_method``.
         input_image: the LR volume (the bundle's ``input_image``; ``None`` when not given).
         output_image: the SR NIfTI to write (``output_image``; ``None`` when not given).
-        scale: output voxels per input voxel per axis (the bundle's ``scale``).
+        scale: output voxels per input voxel per axis (the bundle's ``scale``; ``None``: the input's
+            degradation sidecar, else the method's own rule, e.g. isotropic for thick slices).
+        adapt: fine-tune a copy of the weights on the input first (``--adapt true``; the default
+            :class:`~pipeline.training.adaptation.AdaptationBudget`).
+        qc: write the trust check beside the output (``--qc true``).
 
     Returns:
         The output's sidecar dict.
@@ -44,6 +51,7 @@ def super_resolve(
             raise ValueError("give --input_image (the low-resolution volume to super-resolve)")
         if output_image is None:
             raise ValueError(f"{input_image}: give --output_image (where to write the result, .nii or .nii.gz)")
-        return super_resolve_file(method, input_image, output_image, scale=scale)
+        runner = AdaptedSR(method) if adapt else method
+        return super_resolve_file(runner, input_image, output_image, scale=scale, qc=qc)
     except Exception as err:  # a bundle user gets mrisr's message, not a traceback
         sys.exit(fail(error_message(err)))

@@ -2,26 +2,86 @@
 """Named degradation protocols: how LR is made from HR, defined once for training and evaluation.
 
 Every protocol produces its LR on the LR grid, so the interpolation baselines are meaningful and
-the SR grid is the HR grid: ``zoom`` (output voxels per LR voxel) undoes the degradation's grid
+the SR grid is the HR grid: the zoom (output voxels per LR voxel) undoes the degradation's grid
 change. Axes are voxel axes of the (1, X, Y, Z) volume. ``slice_axis`` is the axis to slice
 across for the most degraded plane (slice-wise metrics, 2D networks).
+
+In-plane protocols change the grid by a fixed factor (``zoom``). The through-plane family
+(:func:`thick_slice_protocol`, names ``thick-<T>mm[-gap<G>mm][-boxcar][-axis<A>]``, e.g.
+``thick-5mm-gap1mm``) is defined in mm: slices of thickness ``T`` every ``S = T + G`` mm, so its
+zoom depends on the HR spacing ``d`` along the slice axis (``S / d``, need not be whole;
+:meth:`Protocol.zoom_for`). Its ``zoom`` attribute is the zoom for 1 mm HR voxels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from monai.data import MetaTensor
 from monai.transforms import Transform
 
+from pipeline.transforms.grid import spacing_from_affine, zoom_divisor
 from pipeline.transforms.lr_blur import BlurDownsample
 from pipeline.transforms.lr_kspace import KSpaceTruncation
 from pipeline.transforms.lr_resize import AntialiasedResize
-from pipeline.transforms.lr_thick_slice import ThickSlice
+from pipeline.transforms.lr_thick_slice import PROFILES, ThickSlice
 
-__all__ = ["Protocol", "PROTOCOLS", "get_protocol", "crop_to_multiple"]
+__all__ = [
+    "Protocol",
+    "PROTOCOLS",
+    "SliceAcquisition",
+    "get_protocol",
+    "protocol_name",
+    "crop_to_multiple",
+    "thick_slice_protocol",
+    "zoom_divisor",
+]
+
+
+@dataclass(frozen=True)
+class SliceAcquisition:
+    """A 2D multi-slice acquisition along one voxel axis, in mm.
+
+    Attributes:
+        thickness_mm: slice thickness ``T`` (the boxcar width or the Gaussian FWHM).
+        gap_mm: gap ``G = S - T`` >= 0 between consecutive slices.
+        profile: "gaussian" or "boxcar" slice profile.
+        axis: the slice (through-plane) voxel axis, 0-2.
+    """
+
+    thickness_mm: float
+    gap_mm: float = 0.0
+    profile: str = "gaussian"
+    axis: int = 2
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.thickness_mm) and self.thickness_mm > 0):
+            raise ValueError(f"slice thickness must be a positive number of mm, got {self.thickness_mm!r}")
+        if not (math.isfinite(self.gap_mm) and self.gap_mm >= 0):
+            raise ValueError(f"slice gap must be >= 0 mm, got {self.gap_mm!r}")
+        if self.profile not in PROFILES:
+            raise ValueError(f"slice profile must be one of {PROFILES}, got {self.profile!r}")
+        if self.axis not in (0, 1, 2):
+            raise ValueError(f"slice axis must be 0, 1 or 2, got {self.axis!r}")
+
+    @property
+    def spacing_mm(self) -> float:
+        """Slice spacing ``S = T + G`` in mm."""
+        return self.thickness_mm + self.gap_mm
+
+    def zoom_for(self, spacing: Sequence[float]) -> tuple[float, float, float]:
+        """HR voxels per LR voxel for an HR grid of ``spacing`` mm: ``S / d`` along ``axis``, 1 elsewhere."""
+        zoom = [1.0, 1.0, 1.0]
+        zoom[self.axis] = self.spacing_mm / float(spacing[self.axis])
+        return (zoom[0], zoom[1], zoom[2])
+
+    def transform(self) -> ThickSlice:
+        """The LR-synthesis transform (1, X, Y, Z) HR → LR grid."""
+        return ThickSlice(self.thickness_mm, axis=self.axis, gap_mm=self.gap_mm, profile=self.profile)
 
 
 @dataclass(frozen=True)
@@ -36,6 +96,8 @@ class Protocol:
         slice_axis: the axis to slice across: its slices contain all degraded axes.
         baselines: non-learned methods that fit this degradation.
         source: the paper whose degradation this is.
+        acquisition: for the through-plane family, the slices in mm (``zoom`` then holds for 1 mm HR
+            voxels; :meth:`zoom_for` gives it for any spacing); ``None`` for fixed-factor protocols.
     """
 
     name: str
@@ -46,25 +108,85 @@ class Protocol:
     baselines: tuple[str, ...] = ("nearest", "linear", "cubic")
     source: str = ""
     seed: int = field(default=0)
+    acquisition: SliceAcquisition | None = None
+
+    def zoom_for(self, spacing: Sequence[float]) -> tuple[float, float, float]:
+        """HR voxels per LR voxel along each axis for an HR volume of ``spacing`` mm (3 values)."""
+        return self.zoom if self.acquisition is None else self.acquisition.zoom_for(spacing)
 
     def degrade(self, hr: MetaTensor, seed: int | None = None) -> MetaTensor:
-        """Apply the protocol to a (1, X, Y, Z) HR volume (cropped first to a multiple of the zoom)."""
+        """Apply the protocol to a (1, X, Y, Z) HR volume (cropped first to a multiple of the zoom).
+
+        After the crop, every LR voxel covers a whole number of HR voxels, so the SR grid
+        (the LR grid zoomed by :meth:`zoom_for`) is the cropped HR grid.
+        """
         transform = self.make_transform()
         if hasattr(transform, "set_random_state"):
             transform.set_random_state(seed=self.seed if seed is None else seed)
-        return transform(crop_to_multiple(hr, self.zoom))
+        return transform(crop_to_multiple(hr, self.zoom_for(_spacing(hr))))
 
 
-def crop_to_multiple(image: torch.Tensor, zoom: tuple[float, ...]) -> torch.Tensor:
-    """Crop the end of each spatial axis so its size is a multiple of the (integer) zoom there.
+def _spacing(image: torch.Tensor) -> tuple[float, float, float]:
+    """Voxel spacing (mm) of a (1, X, Y, Z) volume; 1 mm for a tensor without an affine."""
+    if isinstance(image, MetaTensor):
+        return tuple(float(s) for s in spacing_from_affine(image.affine))  # type: ignore[return-value]
+    return (1.0, 1.0, 1.0)
 
-    Cropping at the end keeps voxel 0, so the affine is unchanged. Non-integer zooms crop nothing.
+
+def crop_to_multiple(image: torch.Tensor, zoom: Sequence[float]) -> torch.Tensor:
+    """Crop the end of each spatial axis so its size is a multiple of :func:`zoom_divisor` there.
+
+    Cropping at the end keeps voxel 0, so the affine is unchanged.
     """
     slices = [slice(None)]
-    for size, z in zip(image.shape[1:], zoom):
-        step = int(round(z)) if abs(z - round(z)) < 1e-6 and z >= 1 else 1
+    for size, step in zip(image.shape[1:], zoom_divisor(zoom)):
         slices.append(slice(0, size - size % step))
     return image[tuple(slices)]
+
+
+_THICK_NAME = re.compile(
+    r"^thick-(?P<t>\d+(?:\.\d+)?)mm(?:-gap(?P<g>\d+(?:\.\d+)?)mm)?(?P<boxcar>-boxcar)?(?:-axis(?P<axis>[0-2]))?$"
+)
+
+
+def _mm(value: float) -> str:
+    return f"{value:g}"
+
+
+def thick_slice_protocol(
+    thickness_mm: float, gap_mm: float = 0.0, profile: str = "gaussian", axis: int = 2
+) -> Protocol:
+    """The through-plane protocol for ``thickness_mm`` slices with ``gap_mm`` gaps along ``axis``.
+
+    Its name is ``thick-<T>mm[-gap<G>mm][-boxcar][-axis<A>]`` (Gaussian profile and axis 2 are the
+    defaults and are not spelled out), which :func:`get_protocol` parses back.
+
+    Example::
+
+        >>> p = thick_slice_protocol(5.0, gap_mm=1.0)
+        >>> p.name, p.zoom_for((0.9, 0.9, 1.0))
+        ('thick-5mm-gap1mm', (1.0, 1.0, 6.0))
+    """
+    acquisition = SliceAcquisition(float(thickness_mm), float(gap_mm), profile, axis)
+    name = f"thick-{_mm(acquisition.thickness_mm)}mm"
+    if acquisition.gap_mm > 0:
+        name += f"-gap{_mm(acquisition.gap_mm)}mm"
+    if profile == "boxcar":
+        name += "-boxcar"
+    if axis != 2:
+        name += f"-axis{axis}"
+    gap = f" with {_mm(acquisition.gap_mm)} mm gaps" if acquisition.gap_mm > 0 else ", no gap"
+    in_plane = tuple(a for a in range(3) if a != axis)
+    return Protocol(
+        name,
+        f"{_mm(acquisition.thickness_mm)} mm {profile}-profile slices{gap} along axis {axis}",
+        acquisition.transform,
+        acquisition.zoom_for((1.0, 1.0, 1.0)),
+        slice_axis=in_plane[0],
+        baselines=("nearest", "linear", "cubic"),
+        source="clinical 2D multi-slice acquisitions",
+        acquisition=acquisition,
+    )
 
 
 PROTOCOLS: dict[str, Protocol] = {
@@ -111,21 +233,39 @@ PROTOCOLS: dict[str, Protocol] = {
             slice_axis=2,
             source="seed 000 (MFCN)",
         ),
-        Protocol(
-            "thick-slice-x4",
-            "4 mm Gaussian-profile slices, no gap, along axis 2",
-            lambda: ThickSlice(4.0, axis=2, gap_mm=0.0, profile="gaussian"),
-            (1.0, 1.0, 4.0),
-            slice_axis=0,
-            source="clinical thick-slice acquisitions",
-        ),
+        thick_slice_protocol(4.0),
+        thick_slice_protocol(5.0, gap_mm=1.0),
     )
 }
+"""The named protocols; any other ``thick-...`` name of the through-plane family is parsed on request."""
 
 
 def get_protocol(name: str) -> Protocol:
-    """The protocol called ``name``; ``ValueError`` lists the known ones otherwise."""
-    try:
+    """The protocol called ``name`` (a named one, or any name of the ``thick-...`` family).
+
+    Raises:
+        ValueError: an unknown name (the message lists the named protocols and the family pattern).
+    """
+    if name in PROTOCOLS:
         return PROTOCOLS[name]
-    except KeyError:
-        raise ValueError(f"unknown protocol {name!r}; known: {sorted(PROTOCOLS)}") from None
+    match = _THICK_NAME.match(name)
+    if match is None:
+        raise ValueError(
+            f"unknown protocol {name!r}; known: {sorted(PROTOCOLS)} or thick-<T>mm[-gap<G>mm][-boxcar][-axis<A>]"
+        )
+    return thick_slice_protocol(
+        float(match["t"]),
+        gap_mm=float(match["g"] or 0.0),
+        profile="boxcar" if match["boxcar"] else "gaussian",
+        axis=int(match["axis"] or 2),
+    )
+
+
+def protocol_name(name: str) -> str:
+    """``name`` if it names a protocol (an ``argparse`` type: a bad name is a usage error listing the known ones)."""
+    import argparse
+
+    try:
+        return get_protocol(name).name
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None

@@ -12,7 +12,7 @@ from monai.data import MetaTensor
 
 from pipeline.cli.common import add_input_arguments, fail, run_single_or_cohort
 from pipeline.degrade import degrade_file
-from pipeline.protocols import PROTOCOLS, get_protocol
+from pipeline.protocols import PROTOCOLS, get_protocol, protocol_name
 from pipeline.transforms.lr_blur import BlurDownsample
 from pipeline.transforms.lr_kspace import KSpaceTruncation
 from pipeline.transforms.lr_resize import AntialiasedResize
@@ -29,7 +29,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "or --model with its parameters. Writes NIfTI + a JSON sidecar recording the degradation.",
     )
     add_input_arguments(parser, default_column="hr")
-    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), help="a named protocol")
+    parser.add_argument(
+        "--protocol",
+        type=protocol_name,
+        help=f"a named protocol ({', '.join(sorted(PROTOCOLS))}) or any thick-<T>mm[-gap<G>mm][-boxcar][-axis<A>]",
+    )
     parser.add_argument("--model", choices=("kspace", "blur", "bicubic", "thick-slice"), help="an explicit degradation")
     parser.add_argument("--factors", type=float, nargs="+", default=[2.0], help="factor(s) per degraded axis (default 2)")
     parser.add_argument("--axes", type=int, nargs="+", help="degraded spatial axes (0-2)")

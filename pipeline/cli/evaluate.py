@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 
 from pipeline.cli.common import add_precision_argument, add_shard_argument, fail, finish_shard, requested_shard
-from pipeline.protocols import PROTOCOLS, Protocol, get_protocol
+from pipeline.protocols import PROTOCOLS, Protocol, get_protocol, protocol_name
 from pipeline.sharding import Shard, cohort_run
 
 __all__ = ["add_parser"]
@@ -26,7 +26,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "the merged outputs equal a single-process run's.",
     )
     parser.add_argument("--manifest", required=True, help="CSV manifest with hr (and mask) columns")
-    parser.add_argument("--protocol", required=True, choices=sorted(PROTOCOLS), help="degradation protocol")
+    parser.add_argument(
+        "--protocol",
+        required=True,
+        type=protocol_name,
+        help=f"degradation protocol: {', '.join(sorted(PROTOCOLS))}, or any thick-<T>mm[-gap<G>mm][-boxcar][-axis<A>]",
+    )
     parser.add_argument(
         "--methods",
         nargs="+",
@@ -53,6 +58,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--overwrite",
         action="store_true",
         help="sharded runs: recompute shards that an earlier run completed without failures (by default reused)",
+    )
+    parser.add_argument(
+        "--qc",
+        action="store_true",
+        help="also score each network output's trust check: data consistency, mean uncertainty and the Spearman "
+        "correlation of the uncertainty with |SR - HR| in the brain mask",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -96,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=not args.no_progress,
                 shard=sharding.shard,
                 resume=not args.overwrite,
+                qc=args.qc,
             )
         except (OSError, ValueError) as err:
             return fail(str(err))

@@ -6,18 +6,24 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import pandas as pd
+
 from pipeline.cli.common import add_input_arguments, add_precision_argument, fail, run_single_or_cohort
 from pipeline.inference import (
     BASELINE_NAMES,
     available_bundles,
     inference_parameters,
-    load_method,
     output_is_complete,
+    read_sidecar,
     super_resolve_file,
 )
-from pipeline.io import error_message
+from pipeline.training.adaptation import AdaptationBudget, AdaptedSR, load_adaptable_method
+from pipeline.io import atomic_write_text, error_message
+from pipeline.manifests import read_manifest, scan_id
 
 __all__ = ["add_parser"]
+
+QC_COLUMNS = ("scan_id", "data_consistency", "uncertainty_relative", "in_range", "flags")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -26,9 +32,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="super-resolve volumes with a bundle or a baseline",
         description="Super-resolve a volume (INPUT -o OUTPUT) or every row of a manifest (--manifest, "
         "--output-dir; resumes: an output is skipped when it reads back completely and its sidecar "
-        "records the same method, bundle version, input and scale; --overwrite redoes it). The scale "
-        "comes from --scale, --target-spacing, or the input's degradation sidecar. Writes NIfTI + a "
-        "JSON sidecar.",
+        "records the same method, bundle version, input, scale and QC setting; --overwrite redoes it). The "
+        "scale comes from --scale, --target-spacing, the input's degradation sidecar, or the bundle's own rule "
+        "(thick_slice: isotropic from the header). Writes NIfTI + a JSON sidecar; with QC (on by default for a "
+        "manifest) also <stem>_uncertainty.nii.gz, <stem>_qc.png and, for a manifest, qc_report.csv.",
     )
     add_input_arguments(parser, default_column="lr")
     parser.add_argument(
@@ -41,26 +48,81 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda:0...")
     add_precision_argument(parser)
     parser.add_argument("--overwrite", action="store_true", help="manifest mode: redo outputs that are already complete")
+    qc = parser.add_mutually_exclusive_group()
+    qc.add_argument("--qc", dest="qc", action="store_true", default=None, help="write the trust check (default for a manifest)")
+    qc.add_argument("--no-qc", dest="qc", action="store_false", help="skip the trust check")
+    adapt = parser.add_argument_group("scan-specific adaptation (bundles only)")
+    adapt.add_argument(
+        "--adapt",
+        action="store_true",
+        help="fine-tune a copy of the bundle's weights on the input itself before super-resolving it (the shipped "
+        "weights are not changed); steps, time and loss go into the sidecar",
+    )
+    defaults = AdaptationBudget()
+    adapt.add_argument("--adapt-steps", type=int, default=defaults.max_steps, help=f"at most this many steps (default {defaults.max_steps})")
+    adapt.add_argument(
+        "--adapt-seconds", type=float, default=defaults.max_seconds, help=f"at most this many seconds (default {defaults.max_seconds:g})"
+    )
+    slices = parser.add_argument_group("thick-slice acquisition (through-plane bundles; default: contiguous Gaussian slices)")
+    slices.add_argument("--slice-thickness", type=float, help="slice thickness in mm (the header gives only the spacing)")
+    slices.add_argument("--slice-gap", type=float, help="gap between slices in mm (spacing = thickness + gap)")
+    slices.add_argument("--slice-profile", choices=("gaussian", "boxcar"), help="slice profile")
     parser.set_defaults(func=run)
 
 
+def _acquisition_overrides(args: argparse.Namespace) -> dict[str, object]:
+    given = {"thickness_mm": args.slice_thickness, "gap_mm": args.slice_gap, "profile": args.slice_profile}
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def write_qc_report(args: argparse.Namespace, suffix: str) -> None:
+    """``qc_report.csv`` of a manifest run from its outputs' sidecars; print the scans out of range."""
+    table = read_manifest(args.manifest, data_root=args.data_root, split=args.split, require=(args.column,))
+    out_dir = Path(args.output_dir).expanduser()
+    rows = []
+    for _, row in table.iterrows():
+        record = (read_sidecar(out_dir / f"{scan_id(row)}_{suffix}.nii.gz") or {}).get("qc")
+        if record:
+            rows.append({"scan_id": scan_id(row), **{k: record.get(k) for k in QC_COLUMNS[1:]}})
+    if not rows:
+        return
+    report = pd.DataFrame(rows, columns=list(QC_COLUMNS))
+    report["flags"] = report["flags"].map(lambda flags: "; ".join(flags or []))
+    atomic_write_text(out_dir / "qc_report.csv", report.to_csv(index=False))
+    flagged = report[~report["in_range"].astype(bool)]
+    print(f"QC: {len(report) - len(flagged)} of {len(report)} outputs in range; table in {out_dir / 'qc_report.csv'}")
+    for _, row in flagged.iterrows():
+        print(f"QC out of range: {row['scan_id']}: {row['flags']}")
+
+
 def run(args: argparse.Namespace) -> int:
+    qc = args.qc if args.qc is not None else args.manifest is not None
+    overrides = _acquisition_overrides(args)
     try:
-        method = load_method(args.method, device=args.device, precision=args.precision)
+        method = load_adaptable_method(args.method, device=args.device, precision=args.precision)
+        if args.adapt or isinstance(method, AdaptedSR):  # --adapt, or a method named <bundle>+adapt
+            budget = AdaptationBudget(max_steps=args.adapt_steps, max_seconds=args.adapt_seconds)
+            bundle_method = method.method if isinstance(method, AdaptedSR) else method
+            method = AdaptedSR(bundle_method, budget, acquisition_overrides=overrides)
     except Exception as err:  # bundle configs fail with any error type; each becomes one line
         return fail(error_message(err))
 
     def job(source: str, output: Path, _row: object) -> None:
-        super_resolve_file(method, source, output, scale=args.scale, target_spacing=args.target_spacing)
+        super_resolve_file(
+            method, source, output, scale=args.scale, target_spacing=args.target_spacing, qc=qc, acquisition_overrides=overrides
+        )
 
     def is_complete(source: str, output: Path) -> bool:
-        parameters = inference_parameters(method, source, scale=args.scale, target_spacing=args.target_spacing)
+        parameters = inference_parameters(method, source, scale=args.scale, target_spacing=args.target_spacing, qc=qc)
         return output_is_complete(output, parameters)
 
-    return run_single_or_cohort(
-        args,
-        job,
-        suffix=f"sr-{method.name}",
-        description=f"infer ({method.name})",
-        is_complete=None if args.overwrite else is_complete,
+    suffix = f"sr-{method.name}"
+    status = run_single_or_cohort(
+        args, job, suffix=suffix, description=f"infer ({method.name})", is_complete=None if args.overwrite else is_complete
     )
+    if qc and args.manifest is not None and args.output_dir is not None and args.shard is None:
+        try:
+            write_qc_report(args, suffix)
+        except (OSError, ValueError) as err:
+            return fail(f"{args.output_dir}: the QC report failed: {error_message(err)}")
+    return status

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose
+from scipy.stats import spearmanr
 from tqdm import tqdm
 
 from pipeline.cohort import run_cohort
@@ -41,17 +42,20 @@ from pipeline.evaluation.outputs import (
 )
 from pipeline.evaluation.sharpness import relative_sharpness
 from pipeline.evaluation.shards import read_evaluation_shard, shard_is_reusable, write_evaluation_shard
-from pipeline.inference import load_method, make_baseline
+from pipeline.inference import make_baseline
 from pipeline.io import load_mask, load_volume, save_nifti
 from pipeline.manifests import read_manifest, row_path, scan_id
 from pipeline.protocols import Protocol, crop_to_multiple, get_protocol
+from pipeline.qc import qc_measures
 from pipeline.sharding import Shard, start_shard
+from pipeline.training.adaptation import load_adaptable_method
 from pipeline.transforms.brain_crop import brain_crops
 from pipeline.transforms.grid import as_numpy_affine, spacing_from_affine
 
 __all__ = ["PER_SCAN_COLUMNS", "EvaluationResult", "evaluate_cohort"]
 
 _AFFINE_TOLERANCE_MM = 1e-3
+_SPEARMAN_VOXELS = 500_000
 _PLANES = {"L": "sagittal", "R": "sagittal", "A": "coronal", "P": "coronal", "S": "axial", "I": "axial"}
 
 
@@ -71,7 +75,7 @@ def _load_methods(
     """
     if not methods:
         raise ValueError("no methods to evaluate")
-    loaded = [load_method(m, device=device, precision=precision) if isinstance(m, str) else m for m in methods]
+    loaded = [load_adaptable_method(m, device=device, precision=precision) if isinstance(m, str) else m for m in methods]
     for spec, method in zip(methods, loaded):
         if isinstance(spec, str) and hasattr(method, "progress"):
             method.progress = progress
@@ -95,7 +99,9 @@ def _slice(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
     return np.take(volume, index, axis=axis).astype(np.float32)
 
 
-def _panel_for(hr: torch.Tensor, lr: torch.Tensor, mask: np.ndarray, protocol: Protocol, sid: str) -> PanelSlices:
+def _panel_for(
+    hr: torch.Tensor, lr: torch.Tensor, mask: np.ndarray, protocol: Protocol, zoom: Sequence[float], sid: str
+) -> PanelSlices:
     """HR, nearest-upsampled LR and mask slices across ``protocol.slice_axis`` nearest the mask's centroid."""
     axis = protocol.slice_axis
     occupied = np.flatnonzero(mask.sum(axis=tuple(a for a in range(3) if a != axis)))
@@ -104,7 +110,7 @@ def _panel_for(hr: torch.Tensor, lr: torch.Tensor, mask: np.ndarray, protocol: P
     spacing = spacing_from_affine(affine)
     first, second = (a for a in range(3) if a != axis)
     normal = nib.orientations.aff2axcodes(affine)[axis]
-    lr_display = make_baseline("nearest")(lr, list(protocol.zoom))
+    lr_display = make_baseline("nearest")(lr, list(zoom))
     return PanelSlices(
         scan_id=sid,
         slice_axis=axis,
@@ -118,15 +124,35 @@ def _panel_for(hr: torch.Tensor, lr: torch.Tensor, mask: np.ndarray, protocol: P
 
 
 def _crop_hr_and_mask(
-    hr_full: MetaTensor, mask_full: np.ndarray, protocol: Protocol, crop_to_mask: bool
+    hr_full: MetaTensor, mask_full: np.ndarray, zoom: Sequence[float], crop_to_mask: bool
 ) -> tuple[MetaTensor, np.ndarray]:
     """HR (1, X, Y, Z) and (X, Y, Z) mask cropped to multiples of the zoom (and to the brain if asked)."""
     if not crop_to_mask:
-        hr = crop_to_multiple(hr_full, protocol.zoom)
-        return hr, crop_to_multiple(torch.from_numpy(mask_full)[None], protocol.zoom)[0].numpy()
+        hr = crop_to_multiple(hr_full, zoom)
+        return hr, crop_to_multiple(torch.from_numpy(mask_full)[None], zoom)[0].numpy()
     mask = MetaTensor(torch.from_numpy(mask_full.astype(np.uint8))[None], affine=hr_full.affine)
-    cropped = Compose(brain_crops(protocol.zoom, crop_to_mask=True))({"hr": hr_full, "mask": mask})
+    cropped = Compose(brain_crops(zoom, crop_to_mask=True))({"hr": hr_full, "mask": mask})
     return cropped["hr"], cropped["mask"][0].numpy() > 0
+
+
+def _qc_columns(method: Any, lr: MetaTensor, sr: MetaTensor, zoom: Sequence[float], hr: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """Trust-check figures of one network output and how well its uncertainty predicts its error.
+
+    ``uncertainty_error_spearman`` is the Spearman rank correlation between the uncertainty map and
+    ``|sr - hr|`` over the brain mask's voxels (every voxel up to :data:`_SPEARMAN_VOXELS`, else an
+    evenly spaced subset).
+    """
+    if getattr(method, "network", None) is None:  # baselines have no trust check
+        return {}
+    measures = qc_measures(method, lr, sr, zoom)
+    error = np.abs(sr[0].detach().cpu().float().numpy() - hr)[mask]
+    uncertainty = measures.uncertainty[0].numpy()[mask]
+    step = max(1, error.size // _SPEARMAN_VOXELS)
+    return {
+        "data_consistency": measures.record["data_consistency"],
+        "uncertainty_mean": float(uncertainty.mean()),
+        "uncertainty_error_spearman": float(spearmanr(uncertainty[::step], error[::step]).statistic),
+    }
 
 
 def _evaluate_scan(
@@ -137,26 +163,29 @@ def _evaluate_scan(
     want_panel: bool,
     crop_to_mask: bool = False,
     progress: bool = False,
+    qc: bool = False,
 ) -> _ScanOutcome:
     """Score every method on one manifest row; a failing method is recorded, the others go on."""
     sid = scan_id(row)
     hr_full = load_volume(row["hr"])
     mask_full, mask_source = _load_mask(row, hr_full)
-    hr, mask = _crop_hr_and_mask(hr_full, mask_full, protocol, crop_to_mask)
+    zoom = list(protocol.zoom_for(spacing_from_affine(hr_full.affine)))
+    hr, mask = _crop_hr_and_mask(hr_full, mask_full, zoom, crop_to_mask)
     if not mask.any():
         raise ValueError(f"{sid}: the brain mask is empty")
     lr = protocol.degrade(hr)
     hr_array = hr[0].numpy()
     value_range = data_range(hr_array, mask)
-    panel = _panel_for(hr, lr, mask, protocol, sid) if want_panel else None
+    panel = _panel_for(hr, lr, mask, protocol, zoom, sid) if want_panel else None
     records, failures = [], []
     bar = tqdm(methods, desc=f"{sid} {protocol.name}", unit="method", leave=False, disable=not progress)
     for method in bar:
         bar.set_postfix_str(method.name)
         try:
             start = time.perf_counter()
-            sr = method(lr, list(protocol.zoom))
+            sr = method(lr, zoom)
             elapsed = time.perf_counter() - start
+            runtime = method.last_runtime_s if getattr(method, "last_runtime_s", None) is not None else elapsed
             if tuple(sr.shape) != tuple(hr.shape):
                 raise ValueError(f"output shape {tuple(sr.shape)} differs from the HR shape {tuple(hr.shape)}")
             if not np.allclose(as_numpy_affine(sr.affine), as_numpy_affine(hr.affine), atol=_AFFINE_TOLERANCE_MM):
@@ -175,10 +204,12 @@ def _evaluate_scan(
                 "nrmse_slice": slicewise["nrmse_slice"],
                 "sharpness_rel": relative_sharpness(sr_array, hr_array, mask),
                 "data_range": value_range,
-                "runtime_s": method.last_runtime_s if getattr(method, "last_runtime_s", None) is not None else elapsed,
+                "runtime_s": runtime,
                 "precision": getattr(method, "precision", None) or "fp32",
                 "mask_source": mask_source,
             }
+            if qc:
+                record.update(_qc_columns(method, lr, sr, zoom, hr_array, mask))
             if volumes_dir is not None:
                 save_nifti(sr, volumes_dir / method.name / f"{sid}.nii.gz", inputs=[row["hr"]])
             if panel is not None:
@@ -207,6 +238,7 @@ def _score_rows(
     volumes_dir: Path | None,
     crop_to_mask: bool,
     progress: bool,
+    qc: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame, PanelSlices | None]:
     """Score every method on ``rows``: the per-scan table, the failures and the first scan's panel.
 
@@ -219,7 +251,7 @@ def _score_rows(
 
     def job(row: pd.Series) -> list[dict[str, Any]]:
         outcome = _evaluate_scan(
-            row, protocol, methods, volumes_dir, want_panel=not panels, crop_to_mask=crop_to_mask, progress=progress
+            row, protocol, methods, volumes_dir, want_panel=not panels, crop_to_mask=crop_to_mask, progress=progress, qc=qc
         )
         method_failures.extend(outcome.failures)
         if outcome.panel is not None:
@@ -246,6 +278,7 @@ def _settings(
     n_rows: int,
     crop_to_mask: bool,
     save_volumes: bool,
+    qc: bool = False,
 ) -> dict[str, Any]:
     """What a shard's outputs depend on: shards merge (and a complete shard is reused) only when these agree."""
     bundles = [getattr(m, "bundle_info", None) or {} for m in methods]
@@ -262,6 +295,7 @@ def _settings(
         "n_rows": n_rows,
         "crop_to_mask": crop_to_mask,
         "save_volumes": save_volumes,
+        "qc": qc,
     }
 
 
@@ -280,6 +314,7 @@ def evaluate_cohort(
     progress: bool = True,
     shard: Shard | None = None,
     resume: bool = True,
+    qc: bool = False,
 ) -> EvaluationResult:
     """Evaluate SR methods on the HR scans of a manifest degraded by a named protocol.
 
@@ -306,6 +341,8 @@ def evaluate_cohort(
             :func:`~pipeline.evaluation.merge_evaluation_shards` makes the run's outputs from them.
         resume: with ``shard``, reuse a shard that completed without failures with the same
             settings and rows instead of recomputing it.
+        qc: also score the trust check of every network output (:func:`pipeline.qc.qc_measures`):
+            ``data_consistency``, ``uncertainty_mean`` and ``uncertainty_error_spearman`` columns.
 
     Returns:
         :class:`EvaluationResult`. Outputs in ``output_dir``, each written atomically:
@@ -333,7 +370,7 @@ def evaluate_cohort(
     volumes_dir = out / "volumes" if save_volumes else None
     run = EvaluationRun(proto, str(manifest), split, [m.name for m in sr_methods], len(table))
     if shard is None:
-        per_scan, failures, panel = _score_rows(table, proto, sr_methods, volumes_dir, crop_to_mask, progress)
+        per_scan, failures, panel = _score_rows(table, proto, sr_methods, volumes_dir, crop_to_mask, progress, qc)
         if panel is not None:
             plot_panel(panel, out / "panel.png", title=proto.name)
         result = write_evaluation_outputs(out, run, per_scan, failures, panel.scan_id if panel is not None else None)
@@ -343,10 +380,10 @@ def evaluate_cohort(
 
     positions = list(shard.positions(len(table)))
     rows = table.iloc[positions]
-    settings = _settings(manifest, split, data_root, proto, sr_methods, len(table), crop_to_mask, save_volumes)
+    settings = _settings(manifest, split, data_root, proto, sr_methods, len(table), crop_to_mask, save_volumes, qc)
     row_ids = [(p, str(sid)) for p, sid in zip(positions, rows["scan_id"])]
     if resume and shard_is_reusable(out, shard, settings, row_ids):
         return read_evaluation_shard(out, shard)
     start_shard(out, shard)
-    per_scan, failures, panel = _score_rows(rows, proto, sr_methods, volumes_dir, crop_to_mask, progress)
+    per_scan, failures, panel = _score_rows(rows, proto, sr_methods, volumes_dir, crop_to_mask, progress, qc)
     return write_evaluation_shard(out, shard, run, settings, row_ids, per_scan, failures, panel)

@@ -45,6 +45,9 @@ PER_SCAN_COLUMNS = (
     "runtime_s",
     "precision",
     "mask_source",
+    "data_consistency",
+    "uncertainty_mean",
+    "uncertainty_error_spearman",
 )
 FAILURE_COLUMNS = ("scan_id", "method", "input", "error_type", "error", "where")
 MIN_MASK_FRACTION = 0.05

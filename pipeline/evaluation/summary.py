@@ -12,7 +12,19 @@ from scipy.stats import wilcoxon
 
 __all__ = ["METRIC_COLUMNS", "REFERENCE_METHOD", "paired_wilcoxon", "summarize", "summary_markdown"]
 
-METRIC_COLUMNS = ("psnr", "ssim", "nrmse", "psnr_slice", "ssim_slice", "nrmse_slice", "sharpness_rel", "runtime_s")
+METRIC_COLUMNS = (
+    "psnr",
+    "ssim",
+    "nrmse",
+    "psnr_slice",
+    "ssim_slice",
+    "nrmse_slice",
+    "sharpness_rel",
+    "runtime_s",
+    "data_consistency",
+    "uncertainty_mean",
+    "uncertainty_error_spearman",
+)
 REFERENCE_METHOD = "cubic"
 
 # (column, header, format) of the markdown table; a "±" column shows mean ± sd.

@@ -11,12 +11,14 @@ from pipeline.inference.network_method import UPSAMPLING_MODES, NetworkSR, choos
 from pipeline.inference.run import inference_parameters, output_is_complete, resolve_zoom, super_resolve_file
 from pipeline.inference.scaling import network_intensity_mapping, robust_intensity_scale, robust_intensity_shift
 from pipeline.inference.sidecar import read_sidecar, sidecar_path, software_versions
+from pipeline.inference.through_plane import ThroughPlaneSR, isotropic_zoom, thick_axis
 
 __all__ = [
     "BASELINE_NAMES",
     "UPSAMPLING_MODES",
     "InterpolationSR",
     "NetworkSR",
+    "ThroughPlaneSR",
     "ZeroFilledKSpaceSR",
     "available_bundles",
     "bundle_info",
@@ -24,6 +26,7 @@ __all__ = [
     "inference_parameters",
     "interpolate_array",
     "interpolate_volume",
+    "isotropic_zoom",
     "load_bundle_method",
     "load_method",
     "load_weights",
@@ -37,6 +40,7 @@ __all__ = [
     "sidecar_path",
     "software_versions",
     "super_resolve_file",
+    "thick_axis",
     "to_network_input",
     "zero_fill_array",
     "zero_filled_upsample",

@@ -27,7 +27,7 @@ from scipy import ndimage
 
 from pipeline.transforms.grid import zoomed_affine, zoomed_shape
 
-__all__ = ["INTERPOLATION_ORDERS", "interpolate_array", "interpolate_volume"]
+__all__ = ["INTERPOLATION_ORDERS", "interpolate_array", "interpolate_volume", "interpolation_matrix"]
 
 INTERPOLATION_ORDERS = {"nearest": 0, "linear": 1, "cubic": 3}
 
@@ -106,3 +106,23 @@ def interpolate_volume(image: MetaTensor, zoom: Sequence[float], order: int) -> 
     meta = {k: v for k, v in image.meta.items() if k != "affine"}
     meta["spatial_shape"] = np.asarray(out.shape)
     return MetaTensor(torch.from_numpy(out)[None], affine=torch.as_tensor(zoomed_affine(image.affine, actual)), meta=meta)
+
+
+def interpolation_matrix(m: int, n_out: int, step: float, order: int = 3) -> np.ndarray:
+    """(n_out, m) float64 matrix that interpolates ``m`` samples onto a grid ``step`` times finer.
+
+    Output sample ``i`` is the order-``order`` spline of the input at coordinate
+    ``(i + 0.5) / step - 0.5`` (the grid of :func:`~pipeline.transforms.grid.zoomed_affine` with zoom
+    ``step``, which need not be whole), with SciPy's ``mode="reflect"`` boundaries: the operator of
+    :func:`interpolate_array` along one axis, built column by column from unit impulses. Used where an
+    LR axis with a non-integer spacing ratio must land exactly on a given HR grid (through-plane
+    training pairs).
+    """
+    if order not in (0, 1, 3):
+        raise ValueError(f"order must be 0 (nearest), 1 (linear) or 3 (cubic B-spline), got {order}")
+    coords = (np.arange(n_out, dtype=np.float64) + 0.5) / step - 0.5
+    impulses = np.eye(m)
+    return np.stack(
+        [ndimage.map_coordinates(impulse, coords[None], order=order, mode="reflect", prefilter=order > 1) for impulse in impulses],
+        axis=1,
+    )

@@ -171,6 +171,7 @@ class NetworkSR:
         self.progress = progress
         self.bundle_info = bundle_info
         self.last_runtime_s: float | None = None
+        self.last_members: list[torch.Tensor] = []
         self._runner: torch.nn.Module = network
 
     def _calibration_sample(self) -> torch.Tensor:
@@ -243,9 +244,23 @@ class NetworkSR:
         outputs = [self._windows(slices[i : i + batch], roi, batch).cpu() for i in starts]
         return torch.cat(outputs)[:, 0].movedim(0, axis)[None]
 
+    def _infer(self, volume: torch.Tensor, zoom: Sequence[float]) -> list[torch.Tensor]:
+        """The network's prediction(s) for a scaled (1, X, Y, Z) input volume on its input grid.
+
+        One prediction here; a subclass may return several (an ensemble such as the two orientations
+        of :class:`~pipeline.inference.ThroughPlaneSR`), which ``__call__`` averages.
+        """
+        if self.spatial_dims == 3:
+            return [self._run_3d(volume)]
+        axis = self.slice_axis if self.slice_axis is not None else choose_slice_axis(zoom)
+        return [self._run_2d(volume, axis)]
+
     @torch.inference_mode()
     def __call__(self, lr: MetaTensor, zoom: Sequence[float]) -> MetaTensor:
         """Super-resolve a (1, X, Y, Z) LR volume onto the grid zoomed by ``zoom``.
+
+        The members of an ensemble (:meth:`_infer`), in the input's intensity units, stay in
+        ``self.last_members`` until the next call (one member for a plain network).
 
         Returns:
             (1, X·zx, Y·zy, Z·zz) float32 ``MetaTensor`` in the input's intensity units, with the
@@ -258,10 +273,10 @@ class NetworkSR:
         shift, scale = network_intensity_mapping(lr)
         source = to_network_input(lr - shift if shift else lr, zoom, self.upsampling)
         volume = source.as_tensor().float() / scale
-        axis = self.slice_axis if self.slice_axis is not None else choose_slice_axis(zoom)
         with precision_context(self.device, self.precision):
-            out = self._run_3d(volume) if self.spatial_dims == 3 else self._run_2d(volume, axis)
-        out = out.float().cpu() * scale + shift
+            members = self._infer(volume, zoom)
+        self.last_members = [m.float().cpu() * scale + shift for m in members]
+        out = torch.stack(self.last_members).mean(0) if len(members) > 1 else self.last_members[0]
         in_shape = np.asarray(lr.shape[1:])
         actual_zoom = np.asarray(out.shape[1:]) / in_shape
         if not np.allclose(actual_zoom, zoom, atol=0.5 / in_shape.min()):

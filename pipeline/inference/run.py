@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,15 @@ def resolve_zoom(
     *,
     scale: Sequence[float] | None = None,
     target_spacing: Sequence[float] | None = None,
+    default: Callable[[Sequence[float]], Sequence[float]] | None = None,
 ) -> tuple[list[float], dict[str, Any] | None]:
     """The zoom per axis (output voxels per input voxel) and the degradation record, if any.
 
     Order of precedence: explicit ``scale`` (3 values), ``target_spacing`` in mm (3 values;
-    zoom = spacing / target), else the grid change recorded in the input's JSON sidecar by
-    ``mrisr degrade`` (LR spacing / HR spacing: 1 for degradations that stay on the HR grid).
+    zoom = spacing / target), the grid change recorded in the input's JSON sidecar by
+    ``mrisr degrade`` (LR spacing / HR spacing: 1 for degradations that stay on the HR grid), else
+    the method's own rule for the input's voxel ``spacing`` (``default``, e.g.
+    :func:`~pipeline.inference.isotropic_zoom` for a thick-slice scan).
     """
     sidecar = read_sidecar(input_path) or {}
     degradation = sidecar.get("degradation")
@@ -43,6 +46,11 @@ def resolve_zoom(
         first = (sidecar.get("degradation_history") or [degradation])[0]  # chained: back to the original HR
         original = first.get("input_spacing_mm", degradation["input_spacing_mm"])
         zoom = [float(o) / float(i) for o, i in zip(degradation["output_spacing_mm"], original)]
+    elif default is not None:
+        try:
+            zoom = [float(z) for z in default(spacing)]
+        except ValueError as err:
+            raise ValueError(f"{input_path}: {err}") from None
     else:
         raise ValueError(
             f"{input_path}: no scale given and no degradation sidecar ({sidecar_path(input_path).name}); "
@@ -59,12 +67,13 @@ def inference_parameters(
     *,
     scale: Sequence[float] | None = None,
     target_spacing: Sequence[float] | None = None,
+    qc: bool = False,
 ) -> dict[str, Any]:
     """What an SR output depends on, as recorded in its sidecar's ``parameters`` (JSON types).
 
     The method's name, its bundle's name and version, the input file, the input's degradation
-    record (which sets the scale when none is given) and the requested ``scale`` or
-    ``target_spacing``. The precision and device are left out: they depend on the machine, and
+    record (which sets the scale when none is given), the requested ``scale`` or
+    ``target_spacing``, and whether QC files were asked for. The precision and device are left out: they depend on the machine, and
     a resumed run may use another one.
     """
     bundle = getattr(method, "bundle_info", None)
@@ -76,6 +85,7 @@ def inference_parameters(
         "degradation": degradation,
         "scale": None if scale is None else [float(s) for s in scale],
         "target_spacing": None if target_spacing is None else [float(t) for t in target_spacing],
+        "qc": bool(qc) and getattr(method, "network", None) is not None,  # baselines get no trust check
     }
     return json.loads(json.dumps(parameters, default=str))
 
@@ -110,6 +120,8 @@ def super_resolve_file(
     *,
     scale: Sequence[float] | None = None,
     target_spacing: Sequence[float] | None = None,
+    qc: bool = False,
+    acquisition_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Super-resolve ``input_path`` into ``output_path`` (NIfTI) plus its JSON sidecar.
 
@@ -118,14 +130,32 @@ def super_resolve_file(
     input's qform/sform codes and intensity units; its affine is the zoomed grid's. Both files are
     written through temporary names; the sidecar, written last, marks the job complete and records
     its :func:`inference_parameters`. Returns the sidecar dict.
+
+    ``qc`` (network methods) also writes the uncertainty map and QC figure beside the output and
+    records ``qc`` in the sidecar (:func:`pipeline.qc.quality_check`); ``acquisition_overrides``
+    (``thickness_mm``, ``gap_mm``, ``profile``) tell through-plane QC how the input's slices were
+    acquired. An adapted method (``--adapt``) records what its fine-tuning did under ``adaptation``.
     """
-    check_outputs([output_path], [input_path])
-    parameters = inference_parameters(method, input_path, scale=scale, target_spacing=target_spacing)
+    from pipeline.qc import qc_paths, quality_check  # imported here: pipeline.qc imports pipeline.inference
+
+    run_qc = qc and getattr(method, "network", None) is not None
+    check_outputs([output_path, *(qc_paths(output_path)[:1] if run_qc else [])], [input_path])
+    parameters = inference_parameters(method, input_path, scale=scale, target_spacing=target_spacing, qc=qc)
     lr = load_volume(input_path)
     spacing = spacing_from_affine(lr.affine)
-    zoom, degradation = resolve_zoom(input_path, spacing, scale=scale, target_spacing=target_spacing)
+    zoom, degradation = resolve_zoom(
+        input_path, spacing, scale=scale, target_spacing=target_spacing, default=getattr(method, "zoom_for_input", None)
+    )
+    if degradation:
+        lr.meta["degradation"] = degradation  # how the input was made: its slice profile, for adaptation and QC
     sr = method(lr, zoom)
+    runtime = float(method.last_runtime_s or 0.0)
     sidecar_path(output_path).unlink(missing_ok=True)  # an old record must not describe a half-replaced output
+    qc_record = (
+        quality_check(method, lr, sr, zoom, output_path, acquisition_overrides=acquisition_overrides, inputs=[input_path])
+        if run_qc
+        else None
+    )
     save_nifti(sr, output_path, inputs=[input_path])
     record = {
         "status": "complete",
@@ -139,7 +169,9 @@ def super_resolve_file(
         "output_shape": list(sr.shape[1:]),
         "input_spacing_mm": [round(float(s), 6) for s in spacing],
         "output_spacing_mm": [round(float(s), 6) for s in spacing_from_affine(sr.affine)],
-        "runtime_s": round(float(method.last_runtime_s or 0.0), 3),
+        "runtime_s": round(runtime, 3),
+        "adaptation": getattr(method, "last_adaptation", None),
+        "qc": qc_record,
         "device": str(getattr(method, "device", "cpu")),
         "precision": getattr(method, "precision", None) or "fp32",
         "precision_reason": getattr(method, "precision_reason", None),

@@ -25,6 +25,7 @@ __all__ = [
     "ensure_not_input",
     "remove_stale_temporaries",
     "same_file",
+    "split_name",
 ]
 
 
@@ -50,7 +51,7 @@ def ensure_not_input(output: str | os.PathLike, inputs: Iterable[str | os.PathLi
             raise FileExistsError(f"{output}: refusing to write over an input file")
 
 
-def _split_name(dest: Path) -> tuple[str, str]:
+def split_name(dest: Path) -> tuple[str, str]:
     """(stem, suffix) of a destination; ``.nii.gz`` counts as one suffix."""
     suffix = "".join(dest.suffixes[-2:]) if dest.name.endswith(".nii.gz") else dest.suffix
     return (dest.name[: len(dest.name) - len(suffix)] if suffix else dest.name), suffix
@@ -65,7 +66,7 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     dest = Path(path)
     if not dest.parent.is_dir():
         return []
-    stem, suffix = _split_name(dest)
+    stem, suffix = split_name(dest)
     pattern = re.compile(rf"\.{re.escape(stem)}\.[0-9a-f]{{8}}\.tmp{re.escape(suffix)}")
     stale = [p for p in dest.parent.iterdir() if pattern.fullmatch(p.name) and p.is_file()]
     for p in stale:
@@ -110,7 +111,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(dest)
-    stem, suffix = _split_name(dest)
+    stem, suffix = split_name(dest)
     tmp = dest.with_name(f".{stem}.{uuid.uuid4().hex[:8]}.tmp{suffix}")
     try:
         yield tmp

@@ -31,6 +31,7 @@ from pipeline.training.norm_calibration import calibrate_norm_statistics
 from pipeline.training.optim import param_groups
 from pipeline.training.patches import RandPairedPatchd, RandPairedPatchD, RandPairedPatchDict, valid_patch_starts
 from pipeline.training.rng_state import RNGStates
+from pipeline.training.through_plane import RandThroughPlanePaird, through_plane_training_dataset
 from pipeline.training.volumes import (
     UPSAMPLING_MODES,
     BaselineSRd,
@@ -56,6 +57,7 @@ __all__ = [
     "RandPairedPatchD",
     "RandPairedPatchDict",
     "RandPairedPatchd",
+    "RandThroughPlanePaird",
     "ResumableCheckpoint",
     "RNGStates",
     "SRVolumeEvaluator",
@@ -74,6 +76,7 @@ __all__ = [
     "scan_records",
     "to_channels_last",
     "to_network_input",
+    "through_plane_training_dataset",
     "train",
     "training_dataset",
     "unwrap_module",

@@ -52,8 +52,9 @@ class SRVolumeEvaluator(SupervisedEvaluator):
         val_data_loader: loader of whole-volume dicts (batch size 1 is usual).
         network: the network ``sr_method`` wraps; put in eval mode during the iteration.
         sr_method: callable ``(lr MetaTensor (1, x, y, z), zoom) -> sr (1, X, Y, Z)``.
-        zoom: HR voxels per LR voxel along each axis.
+        zoom: HR voxels per LR voxel along each axis, used when a batch has no ``zoom_key`` entry.
         lr_key, hr_key, mask_key, baseline_key: keys of the volumes in a batch.
+        zoom_key: a batch's per-scan zooms (3 floats per scan, written by ``SynthesizeLRd``).
         kwargs: passed to ``SupervisedEvaluator`` (``key_val_metric``, ``additional_metrics``,
             ``val_handlers``, ``amp``...). ``decollate`` is False: outputs stay batched tensors.
     """
@@ -70,6 +71,7 @@ class SRVolumeEvaluator(SupervisedEvaluator):
         hr_key: str = "hr",
         mask_key: str = "mask",
         baseline_key: str = "baseline",
+        zoom_key: str = "zoom",
         **kwargs: Any,
     ) -> None:
         if len(zoom) != 3 or any(z <= 0 for z in zoom):
@@ -80,12 +82,23 @@ class SRVolumeEvaluator(SupervisedEvaluator):
         self.sr_method = sr_method
         self.zoom = [float(z) for z in zoom]
         self.lr_key, self.hr_key, self.mask_key, self.baseline_key = lr_key, hr_key, mask_key, baseline_key
+        self.zoom_key = zoom_key
+
+    def _zooms(self, batchdata: dict[str, Any], count: int) -> list[list[float]]:
+        """One zoom per scan of the batch: the batch's own (collated per axis) or the fixed ``zoom``."""
+        if self.zoom_key not in batchdata:
+            return [self.zoom] * count
+        per_axis = [torch.as_tensor(z).reshape(-1) for z in batchdata[self.zoom_key]]
+        return [[float(z[i]) for z in per_axis] for i in range(count)]
 
     def _iteration(self, engine: SRVolumeEvaluator, batchdata: dict[str, Any]) -> dict[str, Any]:
         if batchdata is None:
             raise ValueError("Must provide batch data for current iteration.")
+        volumes = decollate_batch(batchdata[self.lr_key])
         with engine.mode(engine.network):
-            preds = [engine.sr_method(lr, engine.zoom).as_tensor() for lr in decollate_batch(batchdata[self.lr_key])]
+            preds = [
+                engine.sr_method(lr, zoom).as_tensor() for lr, zoom in zip(volumes, self._zooms(batchdata, len(volumes)))
+            ]
         hr = batchdata[self.hr_key]
         pred = torch.stack(preds).to(hr.device)
         if pred.shape != hr.shape:

@@ -27,6 +27,7 @@ from pipeline.inference.network_method import UPSAMPLING_MODES, to_network_input
 from pipeline.inference.scaling import robust_intensity_scale
 from pipeline.io import load_mask, load_volume
 from pipeline.protocols import Protocol, crop_to_multiple, get_protocol
+from pipeline.transforms.grid import spacing_from_affine
 
 __all__ = ["UPSAMPLING_MODES", "LoadVolumed", "SynthesizeLRd", "BaselineSRd", "to_network_input", "input_zoom"]
 
@@ -82,11 +83,13 @@ class SynthesizeLRd(MapTransform):
         mask_key: brain mask on the HR grid (1, X, Y, Z) in; cropped boolean mask out.
         lr_key: where the scaled network input is written.
         scale_key: where the divisor (a float, in the HR file's intensity units) is written.
+        zoom_key: where the zoom (HR voxels per LR voxel, 3 floats, :meth:`Protocol.zoom_for` the HR's
+            spacing) is written.
         seed: random seed of the degradation (noise); ``None`` = the protocol's own seed.
 
     Returns (per call):
         dict with ``lr_key`` (1, *input grid) float32, ``hr_key`` (1, X', Y', Z') float32 (X' = X cropped
-        to a multiple of the zoom), ``mask_key`` (1, X', Y', Z') bool, ``scale_key`` float.
+        to a multiple of the zoom), ``mask_key`` (1, X', Y', Z') bool, ``scale_key`` float, ``zoom_key``.
     """
 
     def __init__(
@@ -99,6 +102,7 @@ class SynthesizeLRd(MapTransform):
         mask_key: str = "mask",
         lr_key: str = "lr",
         scale_key: str = "scale",
+        zoom_key: str = "zoom",
         seed: int | None = None,
     ) -> None:
         super().__init__([hr_key, mask_key])
@@ -110,6 +114,7 @@ class SynthesizeLRd(MapTransform):
         self.upsampling = upsampling
         self.scale_reference = scale_reference
         self.hr_key, self.mask_key, self.lr_key, self.scale_key = hr_key, mask_key, lr_key, scale_key
+        self.zoom_key = zoom_key
         self.seed = seed
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
@@ -117,7 +122,7 @@ class SynthesizeLRd(MapTransform):
         hr, mask = d[self.hr_key], d[self.mask_key]
         if hr.shape != mask.shape:
             raise ValueError(f"HR {tuple(hr.shape)} and mask {tuple(mask.shape)} shapes differ")
-        zoom = self.protocol.zoom
+        zoom = self.protocol.zoom_for(spacing_from_affine(hr.affine))
         hr = crop_to_multiple(hr, zoom).float()
         lr = self.protocol.degrade(hr, seed=self.seed)
         expected = tuple(int(round(s / z)) for s, z in zip(hr.shape[1:], zoom))
@@ -128,6 +133,7 @@ class SynthesizeLRd(MapTransform):
         d[self.hr_key] = hr / scale
         d[self.mask_key] = crop_to_multiple(mask, zoom) > 0
         d[self.scale_key] = scale
+        d[self.zoom_key] = [float(z) for z in zoom]
         return d
 
 
@@ -135,22 +141,31 @@ class BaselineSRd(MapTransform):
     """Super-resolve ``lr_key`` (LR grid) with a non-learned baseline into ``output_key`` (HR grid).
 
     Args:
-        zoom: HR voxels per LR voxel along each axis.
+        zoom: HR voxels per LR voxel along each axis, used when the data has no ``zoom_key`` entry
+            (:class:`SynthesizeLRd` writes one).
         baseline: a name from ``pipeline.inference.BASELINE_NAMES`` ("cubic" = cubic B-spline).
         lr_key: LR volume (1, x, y, z).
         output_key: where the (1, x·zx, y·zy, z·zz) baseline is written.
+        zoom_key: the per-scan zoom, when present.
     """
 
     def __init__(
-        self, zoom: Sequence[float], baseline: str = "cubic", lr_key: str = "lr", output_key: str = "baseline"
+        self,
+        zoom: Sequence[float],
+        baseline: str = "cubic",
+        lr_key: str = "lr",
+        output_key: str = "baseline",
+        zoom_key: str = "zoom",
     ) -> None:
         super().__init__([lr_key])
         self.zoom = [float(z) for z in np.broadcast_to(np.asarray(zoom, dtype=float), (3,))]
         self.method = make_baseline(baseline)
         self.output_key = output_key
+        self.zoom_key = zoom_key
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
+        zoom = [float(z) for z in d.get(self.zoom_key, self.zoom)]
         for key in self.key_iterator(d):
-            d[self.output_key] = self.method(d[key], self.zoom)
+            d[self.output_key] = self.method(d[key], zoom)
         return d

@@ -14,15 +14,12 @@ from collections.abc import Sequence
 
 from monai.transforms import CenterSpatialCropd, CropForegroundd, MapTransform
 
+from pipeline.transforms.grid import zoom_divisor
+
 __all__ = ["BRAIN_CROP_MARGIN", "brain_crops", "zoom_divisor"]
 
 BRAIN_CROP_MARGIN = 8
 """HR voxels kept around the brain mask's bounding box."""
-
-
-def zoom_divisor(zoom: Sequence[float]) -> list[int]:
-    """Per axis, the integer a cropped HR size must be a multiple of: the zoom if integer, else 1."""
-    return [int(round(z)) if abs(z - round(z)) < 1e-6 and z >= 1 else 1 for z in zoom]
 
 
 def brain_crops(

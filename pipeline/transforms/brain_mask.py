@@ -188,6 +188,8 @@ class BrainMask(Transform):
             Heads with skull give about 0.45 (Colin27), skull-stripped brains about 0.9.
             None: always use the morphological estimate. Default 0.75.
         dtype: output dtype, ``torch.uint8`` (default) or ``torch.bool``.
+        region: "brain" (default) or "head": step 1 only (the head's foreground, holes filled,
+            largest component), which needs no T1 contrast between tissues (any contrast, QC masks).
 
     Note:
         Input: channel-first (1, X, Y, Z) volume (``MetaTensor``, tensor or NumPy), any
@@ -215,7 +217,10 @@ class BrainMask(Transform):
         dilation_mm: float = 0.0,
         stripped_fraction: float | None = 0.75,
         dtype: torch.dtype = torch.uint8,
+        region: str = "brain",
     ) -> None:
+        if region not in ("brain", "head"):
+            raise ValueError(f"region must be 'brain' or 'head', got {region!r}")
         radii = {
             "smooth_mm": smooth_mm,
             "erosion_mm": erosion_mm,
@@ -243,6 +248,7 @@ class BrainMask(Transform):
         self.dilation_mm = float(dilation_mm)
         self.stripped_fraction = stripped_fraction
         self.dtype = dtype
+        self.region = region
 
     def compute_mask(self, vol: np.ndarray, spacing: Sequence[float], name: str = "<array>") -> np.ndarray:
         """Boolean brain mask (X, Y, Z) of ``vol`` (X, Y, Z) with voxel ``spacing`` (3,) in mm."""
@@ -253,6 +259,8 @@ class BrainMask(Transform):
             raise ValueError(f"{name}: the volume has no contrast between its 2nd and 98th percentiles ({p2:g})")
         threshold = p2 + self.background_fraction * (p98 - p2)
         head = _largest_component(ndi.binary_fill_holes(v > threshold))
+        if self.region == "head":
+            return head
         t1, _ = otsu_thresholds(v[head], num_classes=3)
         tissue = head & (v > self.tissue_scale * t1)
 

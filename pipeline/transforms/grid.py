@@ -12,11 +12,12 @@ shift).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 
 import numpy as np
 import torch
 
-__all__ = ["as_numpy_affine", "spacing_from_affine", "zoomed_affine", "voxel_to_world", "zoomed_shape"]
+__all__ = ["as_numpy_affine", "spacing_from_affine", "zoomed_affine", "voxel_to_world", "zoomed_shape", "zoom_divisor"]
 
 
 def as_numpy_affine(affine: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -72,3 +73,17 @@ def voxel_to_world(affine: np.ndarray | torch.Tensor, ijk: np.ndarray | Sequence
     pts = np.atleast_2d(np.asarray(ijk, dtype=np.float64))
     aff = as_numpy_affine(affine)
     return pts @ aff[:3, :3].T + aff[:3, 3]
+
+
+def zoom_divisor(zoom: Sequence[float]) -> list[int]:
+    """Per axis, the smallest number of HR voxels that spans a whole number of LR voxels.
+
+    The numerator ``p`` of the zoom written as a fraction ``p / q`` (denominator at most 64): 2 for a
+    zoom of 2, 9 for 4.5 (9 HR voxels = 2 LR voxels), 1 for a zoom of 1 or below.
+    """
+    divisors = []
+    for z in zoom:
+        fraction = Fraction(float(z)).limit_denominator(64)
+        close = abs(float(fraction) - float(z)) < 1e-6 * max(1.0, float(z))
+        divisors.append(fraction.numerator if close and z >= 1 else 1)
+    return divisors

@@ -35,7 +35,7 @@ def scan() -> dict[str, MetaTensor]:
         ("bicubic-x2", "cubic", (24, 28, 20)),
         ("bicubic-x2", "linear", (24, 28, 20)),
         ("kspace-2x2", "kspace", (25, 28, 20)),
-        ("thick-slice-x4", "network", (25, 28, 5)),
+        ("thick-4mm", "network", (25, 28, 5)),
     ],
 )
 def test_synthesize_shapes_and_scale(scan, protocol, upsampling, lr_shape):

@@ -1,0 +1,21 @@
+# Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
+"""Trust checks for SR outputs without ground truth: data consistency, uncertainty, a QC figure."""
+
+from __future__ import annotations
+
+from pipeline.qc.check import DATA_CONSISTENCY_LIMIT, UNCERTAINTY_LIMIT, QCMeasures, qc_measures, qc_paths, quality_check
+from pipeline.qc.consistency import data_consistency, forward_model
+from pipeline.qc.uncertainty import augmentations, tta_members
+
+__all__ = [
+    "DATA_CONSISTENCY_LIMIT",
+    "UNCERTAINTY_LIMIT",
+    "QCMeasures",
+    "augmentations",
+    "data_consistency",
+    "forward_model",
+    "qc_measures",
+    "qc_paths",
+    "quality_check",
+    "tta_members",
+]
