@@ -50,3 +50,47 @@ def nifti_file(tmp_path: Path, ras_affine: np.ndarray) -> Path:
     img.set_sform(ras_affine, code=2)
     nib.save(img, str(path))
     return path
+
+
+def untrained_thick_slice_bundle(root: Path) -> Path:
+    """A copy of the thick_slice bundle's configs at ``root`` with freshly initialised weights (seed 0).
+
+    Its network has a global residual, so before training it returns about its cubic-interpolated
+    input: enough to test the plumbing (grids, units, files) without depending on the shipped weights.
+    """
+    import shutil
+
+    from monai.bundle import ConfigParser
+
+    shutil.copytree(REPO_ROOT / "bundles" / "thick_slice" / "configs", root / "configs")
+    parser = ConfigParser()
+    parser.read_config(str(root / "configs" / "inference.json"))
+    torch.manual_seed(0)
+    network = parser.get_parsed_content("network_def")
+    (root / "models").mkdir(parents=True)
+    torch.save(network.state_dict(), root / "models" / "model.pt")
+    return root
+
+
+def head_volume(shape: tuple[int, int, int] = (32, 36, 28), contrast: str = "t1", seed: int = 0) -> np.ndarray:
+    """A synthetic head: a brain (WM core, GM rim, CSF ventricles) inside a bright scalp/skull shell, with a neck.
+
+    ``contrast`` "t1" (WM > GM > CSF, bright fat in the scalp) or "flair" (GM > WM, CSF dark, a bright
+    lesion in the white matter). Values about 0-1000, with noise.
+    """
+    rng = np.random.default_rng(seed)
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))
+    r = np.sqrt(grid[0] ** 2 + (grid[1] / 0.95) ** 2 + ((grid[2] - 0.15) / 0.8) ** 2)
+    means = {"t1": (850.0, 600.0, 200.0, 950.0), "flair": (550.0, 750.0, 60.0, 400.0)}[contrast]
+    wm, gm, csf, scalp = means
+    vol = np.zeros(shape, np.float32)
+    vol[r < 0.98] = scalp
+    vol[r < 0.88] = 80.0  # skull: dark
+    vol[r < 0.8] = gm
+    vol[r < 0.62] = wm
+    vol[(np.abs(grid[0]) < 0.12) & (np.abs(grid[1]) < 0.3) & (np.abs(grid[2] - 0.2) < 0.25)] = csf
+    neck = (np.sqrt(grid[0] ** 2 + (grid[1] + 0.1) ** 2) < 0.35) & (grid[2] < -0.55)
+    vol[neck] = 500.0
+    if contrast == "flair":
+        vol[(grid[0] - 0.35) ** 2 + grid[1] ** 2 + (grid[2] - 0.2) ** 2 < 0.01] = 1000.0  # a lesion
+    return (vol + rng.normal(0, 15.0, shape)).clip(0, None).astype(np.float32)

@@ -416,10 +416,10 @@ def test_an_unexpected_error_is_still_one_line(monkeypatch: pytest.MonkeyPatch, 
     import pipeline.cli.infer as infer_cli
 
     args = ["infer", str(nifti_file), "-o", str(tmp_path / "sr.nii.gz"), *CUBIC_X2]
-    monkeypatch.setattr(infer_cli, "load_method", _raises(MemoryError()))
+    monkeypatch.setattr(infer_cli, "load_adaptable_method", _raises(MemoryError()))
     assert main(args) == 1
     _error_line(capsys, "not enough memory")
-    monkeypatch.setattr(infer_cli, "load_method", lambda *a, **k: make_baseline("cubic"))
+    monkeypatch.setattr(infer_cli, "load_adaptable_method", lambda *a, **k: make_baseline("cubic"))
     monkeypatch.setattr(infer_cli, "run_single_or_cohort", _raises(KeyError("lost key")))
     assert main(args) == 1  # caught by main itself
     _error_line(capsys, "KeyError", "lost key")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
 
-from pipeline.protocols import PROTOCOLS, crop_to_multiple, get_protocol
+from pipeline.protocols import PROTOCOLS, crop_to_multiple, get_protocol, protocol_name, thick_slice_protocol
 from pipeline.transforms.grid import spacing_from_affine, zoomed_affine
 from tests.conftest import blob_volume
 
@@ -36,3 +38,52 @@ def test_degradation_is_deterministic() -> None:
 def test_unknown_protocol() -> None:
     with pytest.raises(ValueError, match="kspace-2x2"):
         get_protocol("nope")
+
+
+@pytest.mark.parametrize(
+    "name, thickness, gap, profile, axis",
+    [
+        ("thick-4mm", 4.0, 0.0, "gaussian", 2),
+        ("thick-5mm-gap1mm", 5.0, 1.0, "gaussian", 2),
+        ("thick-4.5mm-boxcar-axis0", 4.5, 0.0, "boxcar", 0),
+        ("thick-3mm-gap0.5mm-axis1", 3.0, 0.5, "gaussian", 1),
+    ],
+)
+def test_thick_slice_family_names_round_trip(name: str, thickness: float, gap: float, profile: str, axis: int) -> None:
+    protocol = get_protocol(name)
+    acquisition = protocol.acquisition
+    assert (acquisition.thickness_mm, acquisition.gap_mm, acquisition.profile, acquisition.axis) == (thickness, gap, profile, axis)
+    assert protocol.name == name
+    assert thick_slice_protocol(thickness, gap, profile, axis).name == name
+    assert protocol.slice_axis != axis  # slices for metrics contain the thick axis
+
+
+@pytest.mark.parametrize(
+    "name, spacing, zoom, size, slices",
+    [
+        ("thick-4.5mm", (0.9, 0.9, 0.9), 5.0, 47, 9),  # 0.9 x 0.9 x 4.5 mm -> 0.9 mm isotropic: 45 of 47 voxels kept
+        ("thick-4.5mm", (1.0, 1.0, 1.0), 4.5, 47, 10),  # non-integer ratio: 9 HR voxels per 2 slices, 45 kept
+        ("thick-5mm-gap1mm", (1.0, 1.0, 1.0), 6.0, 47, 7),
+    ],
+)
+def test_thick_slice_zoom_follows_the_hr_spacing(name: str, spacing: tuple, zoom: float, size: int, slices: int) -> None:
+    affine = np.diag([*spacing, 1.0])
+    hr = MetaTensor(torch.from_numpy(blob_volume((12, 10, size)))[None], affine=torch.as_tensor(affine))
+    protocol = get_protocol(name)
+    assert protocol.zoom_for(spacing) == pytest.approx((1.0, 1.0, zoom))
+    lr = protocol.degrade(hr)
+    assert lr.shape[-1] == slices
+    cropped = crop_to_multiple(hr, protocol.zoom_for(spacing))
+    assert cropped.shape[-1] == pytest.approx(slices * zoom)
+    # the LR grid zoomed back is the cropped HR grid: slice k covers the HR voxels it was averaged from
+    np.testing.assert_allclose(zoomed_affine(lr.affine, protocol.zoom_for(spacing)), affine, atol=1e-9)
+
+
+def test_thick_slice_family_rejects_bad_names_and_values() -> None:
+    for name in ("thick-mm", "thick-4mm-gap", "thick-4mm-axis3", "thick-4mm-sinc"):
+        with pytest.raises(ValueError, match="thick-<T>mm"):
+            get_protocol(name)
+    with pytest.raises(ValueError, match="gap"):
+        thick_slice_protocol(4.0, gap_mm=-1.0)
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown protocol"):
+        protocol_name("thick-slice-x4")

@@ -120,9 +120,11 @@ def run(args: argparse.Namespace) -> int:
     status = run_single_or_cohort(
         args, job, suffix=suffix, description=f"infer ({method.name})", is_complete=None if args.overwrite else is_complete
     )
-    if qc and args.manifest is not None and args.output_dir is not None and args.shard is None:
+    wants_report = qc and getattr(method, "network", None) is not None  # baselines get no trust check
+    if wants_report and args.manifest is not None and args.output_dir is not None and args.shard is None:
         try:
             write_qc_report(args, suffix)
         except (OSError, ValueError) as err:
-            return fail(f"{args.output_dir}: the QC report failed: {error_message(err)}")
+            if status == 0:  # otherwise the run has already reported why the manifest failed
+                return fail(f"{args.output_dir}: the QC report failed: {error_message(err)}")
     return status

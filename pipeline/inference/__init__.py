@@ -11,7 +11,7 @@ from pipeline.inference.network_method import UPSAMPLING_MODES, NetworkSR, choos
 from pipeline.inference.run import inference_parameters, output_is_complete, resolve_zoom, super_resolve_file
 from pipeline.inference.scaling import network_intensity_mapping, robust_intensity_scale, robust_intensity_shift
 from pipeline.inference.sidecar import read_sidecar, sidecar_path, software_versions
-from pipeline.inference.through_plane import ThroughPlaneSR, isotropic_zoom, thick_axis
+from pipeline.inference.through_plane import ThroughPlaneSR, input_acquisition, isotropic_zoom, thick_axis
 
 __all__ = [
     "BASELINE_NAMES",
@@ -24,6 +24,7 @@ __all__ = [
     "bundle_info",
     "choose_slice_axis",
     "inference_parameters",
+    "input_acquisition",
     "interpolate_array",
     "interpolate_volume",
     "isotropic_zoom",

@@ -9,9 +9,9 @@ from pipeline.transforms.bias_field import (
     N4BiasFieldCorrectionD,
     N4BiasFieldCorrectionDict,
 )
-from pipeline.transforms.brain_crop import BRAIN_CROP_MARGIN, brain_crops, zoom_divisor
+from pipeline.transforms.brain_crop import BRAIN_CROP_MARGIN, brain_crops
 from pipeline.transforms.brain_mask import BrainMask, BrainMaskd, BrainMaskD, BrainMaskDict
-from pipeline.transforms.grid import spacing_from_affine, voxel_to_world, zoomed_affine, zoomed_shape
+from pipeline.transforms.grid import spacing_from_affine, voxel_to_world, zoom_divisor, zoomed_affine, zoomed_shape
 from pipeline.transforms.intensity import (
     NORMALIZATION_META_KEY,
     DenormalizeIntensity,

@@ -1,4 +1,5 @@
-"""The paper bundles (mfcn, mrln, msrn_tv, mdcsrn, mdcsrn_gan, rrlsrn, rrlsrn_x4): train, evaluate, infer, export on tiny data.
+"""The paper bundles (mfcn, mrln, msrn_tv, mdcsrn, mdcsrn_gan, rrlsrn, rrlsrn_x4, thick_slice): train, evaluate,
+infer, export on tiny data.
 
 Each bundle's own ``train.json`` runs through ``ConfigWorkflow`` for two iterations on tiny patches of the
 synthetic cohort (``tests/training/conftest.py``) into a temporary copy of the bundle; ``evaluate.json`` scores
@@ -37,6 +38,7 @@ CASES = {
     "mdcsrn_gan": {"patch": [8, 8, 8], "lr_shape": (6, 5, 4), "lr_spacing": (1.0, 2.0, 2.0)},
     "rrlsrn": {"patch": [4, 4], "lr_shape": (8, 10, 3), "lr_spacing": (2.0, 2.0, 1.5)},
     "rrlsrn_x4": {"patch": [4, 4], "lr_shape": (6, 5, 3), "lr_spacing": (4.0, 4.0, 1.5)},
+    "thick_slice": {"patch": [8, 8], "lr_shape": (8, 10, 3), "lr_spacing": (1.0, 1.0, 4.0)},
 }
 BUNDLES = sorted(CASES)
 
@@ -85,6 +87,8 @@ def train_overrides(name: str, root: Path, manifest: Path) -> dict:
                 "train#trainer#critic_steps": 1,
             }
         )
+    if name == "thick_slice":  # the synthetic scans have 12 slices: keep 8-voxel patches inside the thick axis
+        overrides.update({"train#dataset#thickness_mm": [2.0, 3.0], "train#dataset#gap_mm": [0.0, 0.0]})
     if name == "rrlsrn_x4":
         x2 = ConfigParser(read_json(configs("rrlsrn") / "train.json")).get_parsed_content("network_def")
         init = root.parent / "rrlsrn_x2_init.pt"
@@ -165,7 +169,8 @@ def test_bundle_train_evaluate_infer_export(name: str, tmp_path: Path, synthetic
     wf = workflow(root, ["inference.json"], None, **overrides)
     wf.run()
     zoom = get_protocol(meta["degradation_protocol"]).zoom
-    assert list(wf.parser.get_parsed_content("scale")) == list(zoom)
+    scale = wf.parser.get_parsed_content("scale")
+    assert scale is None if name == "thick_slice" else list(scale) == list(zoom)  # thick_slice: from the header
     sr = nib.load(str(sr_path))
     assert sr.shape == tuple(int(n * z) for n, z in zip(CASES[name]["lr_shape"], zoom))
     np.testing.assert_allclose(sr.affine, zoomed_affine(lr_affine, zoom), atol=1e-5)
@@ -217,7 +222,8 @@ def test_configs_agree(name: str):
         assert meta["eval_metrics"] == {} and "not trained yet" in meta["eval_metrics_note"]
     assert meta["degradation_protocol"] == train_cfg["protocol"]
     protocol = get_protocol(train_cfg["protocol"])
-    assert infer_cfg["scale"] == list(protocol.zoom)
+    # a through-plane bundle takes its zoom from the input's header; the others have their protocol's
+    assert infer_cfg["scale"] == (None if protocol.acquisition is not None else list(protocol.zoom))
     for key in ("network_def", "spatial_dims", "upsampling"):
         assert infer_cfg[key] == train_cfg[key], key
     expected_method = {k: v for k, v in infer_cfg["sr_method"].items() if k != "bundle_info"}

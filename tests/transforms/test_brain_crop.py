@@ -39,4 +39,4 @@ def test_roi_size_and_errors():
     assert tuple(out["hr"].shape[1:]) == (16, 16, 9)
     with pytest.raises(ValueError, match="multiple of the zoom"):
         brain_crops((2.0, 2.0, 1.0), crop_to_mask=True, roi_size=(15, 16, 9))
-    assert zoom_divisor((2.0, 1.5, 4.0)) == [2, 1, 4]
+    assert zoom_divisor((2.0, 1.5, 4.0, 0.5)) == [2, 3, 4, 1]  # 1.5: 3 HR voxels span 2 LR voxels

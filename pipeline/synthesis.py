@@ -1,0 +1,101 @@
+# Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
+"""Derived scans in contrasts the bundles never saw, with a manifest for ``mrisr evaluate``.
+
+- ``t2``, ``flair``, ``random``: synthetic images from the manifest's anatomical ``labels``
+  (:class:`~pipeline.transforms.label_contrast.LabelContrast`, as SynthSR makes them);
+- ``inverted``: the HR scan's intensities inverted inside its brain mask (``p99.5 - x``, clipped at
+  0): the real texture of the scan with T2-like ordering (fluid bright, white matter dark).
+
+Each derived scan keeps the source's grid, mask and labels, so its HR is the ground truth of its own
+evaluation. The derived manifest lists the derived scans with the source rows' other columns.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from monai.data import MetaTensor
+
+from pipeline.inference.sidecar import sidecar_path, software_versions
+from pipeline.io import atomic_write_json, atomic_write_text, check_outputs, load_mask, load_volume, save_nifti
+from pipeline.transforms.label_contrast import CONTRASTS, LabelContrast
+
+__all__ = ["DERIVED_CONTRASTS", "derived_manifest", "synthesize_contrast_file"]
+
+DERIVED_CONTRASTS = (*CONTRASTS, "inverted")
+
+
+def _inverted(hr: MetaTensor, mask: MetaTensor) -> MetaTensor:
+    """``p99.5 - x`` inside the mask (p99.5 of the brain's intensities), 0 outside, clipped at 0."""
+    data = hr.as_tensor().float()
+    inside = mask.as_tensor() > 0
+    top = float(np.percentile(data[inside].numpy(), 99.5))
+    out = torch.where(inside, (top - data).clamp(min=0.0), torch.zeros_like(data))
+    return MetaTensor(out, affine=hr.affine, meta={k: v for k, v in hr.meta.items() if k != "affine"})
+
+
+def synthesize_contrast_file(
+    row: pd.Series | dict[str, Any], contrast: str, output_path: str | os.PathLike, *, seed: int = 0
+) -> dict[str, Any]:
+    """Write the derived scan of one manifest row (``hr`` and ``mask``, or ``labels``) and its sidecar.
+
+    The random draws of label contrasts are seeded by ``seed`` and the scan id, so a scan's derived
+    image does not depend on which other rows are made. Returns the sidecar dict.
+    """
+    if contrast not in DERIVED_CONTRASTS:
+        raise ValueError(f"contrast must be one of {DERIVED_CONTRASTS}, got {contrast!r}")
+    source_key = "hr" if contrast == "inverted" else "labels"
+    source = row.get(source_key)
+    if source is None or (isinstance(source, float) and np.isnan(source)) or str(source) == "":
+        raise ValueError(f"{row.get('scan_id', '?')}: the {contrast!r} contrast needs a '{source_key}' column")
+    inputs = [source] + ([row["mask"]] if contrast == "inverted" else [])
+    check_outputs([output_path], inputs)
+    if contrast == "inverted":
+        hr = load_volume(source)
+        image = _inverted(hr, load_mask(row["mask"], hr))
+    else:
+        transform = LabelContrast(contrast)
+        transform.set_random_state(seed=(seed * 1_000_003 + zlib.crc32(str(row.get("scan_id", "")).encode())) % 2**32)
+        image = transform(load_volume(source))
+    sidecar_path(output_path).unlink(missing_ok=True)
+    save_nifti(image, output_path, inputs=inputs)
+    record = {
+        "status": "complete",
+        "contrast": contrast,
+        "source": str(Path(source).resolve()),
+        "seed": seed,
+        "software": software_versions(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    atomic_write_json(sidecar_path(output_path), record)
+    return record
+
+
+def derived_manifest(table: pd.DataFrame, outputs: dict[str, Path], contrast: str, path: str | os.PathLike) -> Path:
+    """Write the manifest of the derived scans that exist: the source rows with ``hr`` replaced.
+
+    Paths are absolute (the derived scans and the source masks and labels live in different folders);
+    ``note`` records the contrast.
+    """
+    rows = []
+    for _, row in table.iterrows():
+        derived = outputs.get(str(row["scan_id"]))
+        if derived is None or not Path(derived).is_file():
+            continue
+        entry = row.to_dict()
+        for column in ("mask", "labels", "lr"):
+            if isinstance(entry.get(column), str) and entry[column]:
+                entry[column] = str(Path(entry[column]).resolve())
+        entry["hr"] = str(Path(derived).resolve())
+        entry["note"] = f"{contrast} contrast derived from scan {row['scan_id']}"
+        rows.append(entry)
+    destination = Path(path)
+    atomic_write_text(destination, pd.DataFrame(rows).to_csv(index=False))
+    return destination

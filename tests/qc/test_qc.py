@@ -1,0 +1,96 @@
+"""The trust check: data consistency separates right from wrong forward models; uncertainty and figure are written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import torch
+from monai.data import MetaTensor
+
+import pipeline.qc.check as qc_check
+from pipeline.cli.main import main
+from pipeline.inference import load_bundle_method, make_baseline, super_resolve_file
+from pipeline.inference.methods import BUNDLES_DIR
+from pipeline.protocols import get_protocol
+from pipeline.qc import augmentations, data_consistency, forward_model, qc_measures, tta_members
+from tests.conftest import head_volume, untrained_thick_slice_bundle
+
+
+def hr_volume(shape=(24, 26, 24)) -> MetaTensor:
+    return MetaTensor(torch.from_numpy(head_volume(shape))[None], affine=torch.eye(4, dtype=torch.float64))
+
+
+def test_the_true_volume_is_consistent_and_a_wrong_one_is_not() -> None:
+    hr = hr_volume()
+    protocol = get_protocol("thick-4mm")
+    lr = protocol.degrade(hr)
+    forward = protocol.make_transform()
+    mask = np.ones(lr.shape[1:], bool)
+    assert data_consistency(hr, lr, forward, mask) < 1e-5
+    blurred = make_baseline("linear")(get_protocol("thick-6mm").degrade(hr), [1.0, 1.0, 6.0])
+    assert data_consistency(blurred, lr, forward, mask) > 0.02
+
+
+def test_forward_model_follows_the_method(tmp_path: Path) -> None:
+    thick = load_bundle_method(untrained_thick_slice_bundle(tmp_path / "b"), device="cpu", precision="fp32")
+    lr = get_protocol("thick-5mm-gap1mm-boxcar").degrade(hr_volume((20, 22, 36)))
+    _, description = forward_model(thick, lr, [1.0, 1.0, 6.0])
+    assert description == {"model": "thick_slice", "thickness_mm": 5.0, "gap_mm": 1.0, "profile": "boxcar", "axis": 2}
+    srcnn = load_bundle_method(BUNDLES_DIR / "srcnn", device="cpu", precision="fp32")
+    assert forward_model(srcnn, lr, [2.0, 2.0, 1.0])[1] == {"model": "protocol", "protocol": "bicubic-x2"}
+    assert forward_model(srcnn, lr, [1.0, 2.0, 2.0]) is None  # not the zoom its protocol describes
+    assert forward_model(make_baseline("cubic"), lr, [2.0, 2.0, 1.0]) is None
+
+
+def test_augmentations_keep_the_zoom() -> None:
+    assert [name for name, *_ in augmentations([2.0, 2.0, 1.0])] == ["flip0", "flip1", "transpose01"]
+    assert [name for name, *_ in augmentations([1.0, 1.0, 4.0])] == ["flip2"]
+    volume = torch.rand(1, 4, 4, 3)
+    for _, forward, inverse in augmentations([2.0, 2.0, 1.0]):
+        torch.testing.assert_close(inverse(forward(volume)), volume)
+
+
+def test_in_plane_uncertainty_comes_from_test_time_augmentation() -> None:
+    srcnn = load_bundle_method(BUNDLES_DIR / "srcnn", device="cpu", precision="fp32")
+    lr = get_protocol("bicubic-x2").degrade(hr_volume((24, 24, 4)))
+    sr = srcnn(lr, [2.0, 2.0, 1.0])
+    members, how = tta_members(srcnn, lr, [2.0, 2.0, 1.0], sr)
+    assert len(members) == 4 and "transpose01" in how
+    measures = qc_measures(srcnn, lr, sr, [2.0, 2.0, 1.0])
+    assert measures.uncertainty.shape == sr.shape and measures.record["uncertainty_mean"] >= 0
+    assert 0 <= measures.record["data_consistency"] < 0.2
+
+
+def test_qc_files_and_sidecar(tmp_path: Path) -> None:
+    method = load_bundle_method(untrained_thick_slice_bundle(tmp_path / "b"), device="cpu", precision="fp32")
+    lr = get_protocol("thick-4mm").degrade(hr_volume())
+    source = tmp_path / "lr.nii.gz"
+    nib.save(nib.Nifti1Image(lr[0].numpy(), lr.affine.numpy()), str(source))
+    record = super_resolve_file(method, source, tmp_path / "sr.nii.gz", qc=True)["qc"]
+    assert (tmp_path / "sr_uncertainty.nii.gz").is_file() and (tmp_path / "sr_qc.png").is_file()
+    assert nib.load(str(tmp_path / "sr_uncertainty.nii.gz")).shape == (24, 26, 24)
+    assert record["forward_model"]["model"] == "thick_slice" and "BrainMask" in record["mask"]
+    assert record["augmentation"].startswith("2 orientations")
+    assert 0 <= record["data_consistency"] < 0.2 and record["in_range"] == (not record["flags"])
+
+
+def test_cohort_report_lists_scans_out_of_range(tmp_path: Path, monkeypatch, capsys) -> None:
+    bundle = untrained_thick_slice_bundle(tmp_path / "b")
+    rows = []
+    for i in range(2):
+        lr = get_protocol("thick-4mm").degrade(MetaTensor(torch.from_numpy(head_volume((20, 22, 24), seed=i))[None]))
+        nib.save(nib.Nifti1Image(lr[0].numpy(), np.diag([1.0, 1.0, 4.0, 1.0])), str(tmp_path / f"lr{i}.nii.gz"))
+        rows.append({"subject_id": f"s{i}", "lr": f"lr{i}.nii.gz"})
+    pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
+    monkeypatch.setattr(qc_check, "DATA_CONSISTENCY_LIMIT", 0.0)  # every output is out of range
+    code = main(["infer", "--manifest", str(tmp_path / "m.csv"), "--output-dir", str(tmp_path / "out"), "--method", str(bundle), "--no-progress"])
+    assert code == 0
+    report = pd.read_csv(tmp_path / "out" / "qc_report.csv")
+    assert list(report["scan_id"]) == ["s0", "s1"] and not report["in_range"].any()
+    assert "QC out of range: s0" in capsys.readouterr().out
+    sidecar = json.loads((tmp_path / "out" / "s0_sr-thick_slice.json").read_text())
+    assert sidecar["parameters"]["qc"] is True  # on by default for a manifest
