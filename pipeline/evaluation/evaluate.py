@@ -135,24 +135,29 @@ def _crop_hr_and_mask(
     return cropped["hr"], cropped["mask"][0].numpy() > 0
 
 
-def _qc_columns(method: Any, lr: MetaTensor, sr: MetaTensor, zoom: Sequence[float], hr: np.ndarray, mask: np.ndarray) -> dict[str, float]:
-    """Trust-check figures of one network output and how well its uncertainty predicts its error.
+def _qc_columns(
+    method: Any, lr: MetaTensor, sr: MetaTensor, zoom: Sequence[float], hr: np.ndarray, mask: np.ndarray
+) -> tuple[dict[str, float], np.ndarray]:
+    """Trust-check figures of one network output, how well its uncertainty predicts its error, and the map.
 
     ``uncertainty_error_spearman`` is the Spearman rank correlation between the uncertainty map and
     ``|sr - hr|`` over the brain mask's voxels (every voxel up to :data:`_SPEARMAN_VOXELS`, else an
-    evenly spaced subset).
+    evenly spaced subset); ``uncertainty_mean`` is the map's mean over the same voxels.
+
+    Returns:
+        The columns and the (X, Y, Z) uncertainty map.
     """
-    if getattr(method, "network", None) is None:  # baselines have no trust check
-        return {}
     measures = qc_measures(method, lr, sr, zoom)
     error = np.abs(sr[0].detach().cpu().float().numpy() - hr)[mask]
-    uncertainty = measures.uncertainty[0].numpy()[mask]
+    volume = measures.uncertainty[0].numpy()
+    uncertainty = volume[mask]
     step = max(1, error.size // _SPEARMAN_VOXELS)
-    return {
+    columns = {
         "data_consistency": measures.record["data_consistency"],
         "uncertainty_mean": float(uncertainty.mean()),
         "uncertainty_error_spearman": float(spearmanr(uncertainty[::step], error[::step]).statistic),
     }
+    return columns, volume
 
 
 def _evaluate_scan(
@@ -208,13 +213,20 @@ def _evaluate_scan(
                 "precision": getattr(method, "precision", None) or "fp32",
                 "mask_source": mask_source,
             }
-            if qc:
-                record.update(_qc_columns(method, lr, sr, zoom, hr_array, mask))
+            uncertainty = None
+            if qc and getattr(method, "network", None) is not None:  # baselines have no trust check
+                columns, uncertainty = _qc_columns(method, lr, sr, zoom, hr_array, mask)
+                record.update(columns)
             if volumes_dir is not None:
                 save_nifti(sr, volumes_dir / method.name / f"{sid}.nii.gz", inputs=[row["hr"]])
+                if uncertainty is not None:
+                    uncertainty_volume = MetaTensor(torch.from_numpy(uncertainty)[None], affine=sr.affine)
+                    save_nifti(uncertainty_volume, volumes_dir / method.name / f"{sid}_uncertainty.nii.gz", inputs=[row["hr"]])
             if panel is not None:
                 panel.sr[method.name] = _slice(sr_array, panel.slice_axis, panel.index)
                 panel.psnr[method.name] = record["psnr"]
+                if uncertainty is not None:
+                    panel.uncertainty[method.name] = _slice(uncertainty, panel.slice_axis, panel.index)
             records.append(record)
         except Exception as err:  # one failing method must not stop the others
             failures.append(
@@ -330,7 +342,8 @@ def evaluate_cohort(
         device: device for network methods (default: each bundle's own choice).
         precision: "auto", "fp32", "bf16" or "fp16" for network methods (default: each bundle's own
             choice, "auto"); the precision used is in the ``precision`` column of the metrics.
-        save_volumes: also write each SR volume to ``volumes/<method>/<scan_id>.nii.gz``.
+        save_volumes: also write each SR volume to ``volumes/<method>/<scan_id>.nii.gz`` (with ``qc``, its
+            uncertainty map beside it as ``<scan_id>_uncertainty.nii.gz``).
         crop_to_mask: crop HR and mask to the mask's bounding box plus 8 voxels before the LR is
             made (:func:`pipeline.transforms.brain_crops`): metrics in the mask stay comparable
             and networks run on fewer voxels (saved volumes then cover the box only).

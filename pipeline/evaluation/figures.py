@@ -41,6 +41,7 @@ class PanelSlices:
         mask: (A, B) boolean brain-mask slice (not empty).
         sr: method name → (A, B) SR slice.
         psnr: method name → whole-volume masked PSNR (dB) for the titles.
+        uncertainty: method name → (A, B) slice of its uncertainty map (``mrisr evaluate --qc``), if any.
     """
 
     scan_id: str
@@ -53,6 +54,7 @@ class PanelSlices:
     mask: np.ndarray
     sr: dict[str, np.ndarray] = field(default_factory=dict)
     psnr: dict[str, float] = field(default_factory=dict)
+    uncertainty: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -126,8 +128,10 @@ def detail_window(hr: np.ndarray, mask: np.ndarray, size: int = 48) -> tuple[sli
 def plot_panel(
     panel: PanelSlices, path: str | os.PathLike, title: str = "", margin: int = 4, detail_size: int = 48
 ) -> Path:
-    """HR, LR and every SR slice on one grey scale (top row), |SR − HR| on one scale below, and the same
-    slices magnified on a ``detail_size``-voxel square window (bottom row, outlined on the HR slice).
+    """HR, LR and every SR slice on one grey scale (top row), |SR − HR| on one scale below, the methods'
+    uncertainty maps on a scale of their own when the panel has them (a further row: they are much
+    smaller than the errors), and the same slices magnified on a ``detail_size``-voxel square window
+    (bottom row, outlined on the HR slice).
 
     Slices are cropped to the mask's bounding box plus ``margin`` voxels. The grey scale spans
     the HR slice's range; the error scale spans 0 to the 99.5th percentile of the errors inside
@@ -155,8 +159,14 @@ def plot_panel(
     detail = detail_window(panel.hr, panel.mask, detail_size)
     detail_hr = panel.hr[detail]
     detail_range = {"vmin": float(detail_hr.min()), "vmax": float(detail_hr.max())}
-    fig = _figure(width * columns + 0.9, 2 * (height + 0.5) + width * panel.aspect + 0.9)
-    axes = fig.subplots(3, columns, squeeze=False, height_ratios=[height, height, width * panel.aspect])
+    uncertain = [name for name in names if name in panel.uncertainty]
+    umax = max([float(np.percentile(panel.uncertainty[n][window][inside], 99.5)) for n in uncertain] + [1e-12])
+    image_rows = 3 if uncertain else 2
+    fig = _figure(width * columns + 0.9, image_rows * (height + 0.5) + width * panel.aspect + 0.9)
+    axes = fig.subplots(
+        image_rows + 1, columns, squeeze=False, height_ratios=[height] * image_rows + [width * panel.aspect]
+    )
+    detail_row = image_rows
 
     def show(ax: Axes, image: np.ndarray, label: str, **kwargs: object) -> object:
         handle = ax.imshow(image.T, origin="lower", aspect=panel.aspect, interpolation="nearest", **kwargs)
@@ -177,18 +187,26 @@ def plot_panel(
         )
     )
     show(axes[0, 1], panel.lr[window], "LR (nearest, for display)", cmap="gray", vmin=vmin, vmax=vmax)
-    show(axes[2, 0], detail_hr, "HR, detail", cmap="gray", **detail_range)
-    show(axes[2, 1], panel.lr[detail], "LR, detail", cmap="gray", **detail_range)
-    error_handle = None
+    show(axes[detail_row, 0], detail_hr, "HR, detail", cmap="gray", **detail_range)
+    show(axes[detail_row, 1], panel.lr[detail], "LR, detail", cmap="gray", **detail_range)
+    error_handle = uncertainty_handle = None
     for column, name in enumerate(names, start=2):
         label = f"{name}\nPSNR {panel.psnr[name]:.2f} dB"
         show(axes[0, column], panel.sr[name][window], label, cmap="gray", vmin=vmin, vmax=vmax)
         error_handle = show(axes[1, column], errors[name], f"|{name} − HR|", cmap="inferno", vmin=0.0, vmax=emax)
-        show(axes[2, column], panel.sr[name][detail], f"{name}, detail", cmap="gray", **detail_range)
-    for ax in axes[1, :2]:
+        show(axes[detail_row, column], panel.sr[name][detail], f"{name}, detail", cmap="gray", **detail_range)
+        if uncertain:
+            if name in panel.uncertainty:
+                label = f"{name} uncertainty (sd)"
+                uncertainty_handle = show(axes[2, column], panel.uncertainty[name][window], label, cmap="magma", vmin=0.0, vmax=umax)
+            else:
+                axes[2, column].axis("off")
+    for ax in axes[1 : image_rows, :2].ravel():
         ax.axis("off")
     if error_handle is not None:
         fig.colorbar(error_handle, ax=list(axes[1, 2:]), shrink=0.9, label="|error| (HR intensity units)")
+    if uncertainty_handle is not None:
+        fig.colorbar(uncertainty_handle, ax=list(axes[2, 2:]), shrink=0.9, label="uncertainty, sd (HR units)")
     where = (
         f"scan {panel.scan_id}, {panel.plane} slice {panel.index} across axis {panel.slice_axis}; "
         f"detail: {detail_hr.shape[0]}x{detail_hr.shape[1]} voxels (orange box)"

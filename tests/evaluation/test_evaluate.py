@@ -161,3 +161,32 @@ def test_crop_to_mask_keeps_metrics(manifest: Path, tmp_path: Path):
     assert cropped["data_range"].iloc[0] == pytest.approx(whole.per_scan["data_range"].iloc[0])
     saved = nib.load(str(tmp_path / "crop" / "volumes" / "cubic" / "s1.nii.gz"))
     assert all(n % d == 0 for n, d in zip(saved.shape, get_protocol("kspace-2x2").zoom))
+
+
+def test_thick_slice_evaluation_with_qc_and_adaptation(tmp_path: Path) -> None:
+    """Through-plane protocol, an adapted bundle and the trust-check columns, with uncertainty in the panel."""
+    from pipeline.inference import load_bundle_method
+    from pipeline.training.adaptation import AdaptationBudget, AdaptedSR
+    from tests.conftest import head_volume, untrained_thick_slice_bundle
+
+    rows = []
+    for i in range(2):
+        hr = head_volume((20, 22, 24), seed=i)
+        nib.save(nib.Nifti1Image(hr, np.eye(4)), str(tmp_path / f"hr{i}.nii.gz"))
+        nib.save(nib.Nifti1Image((hr > 300).astype(np.uint8), np.eye(4)), str(tmp_path / f"mask{i}.nii.gz"))
+        rows.append({"subject_id": f"s{i}", "split": "test", "hr": f"hr{i}.nii.gz", "mask": f"mask{i}.nii.gz"})
+    pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
+    thick = load_bundle_method(untrained_thick_slice_bundle(tmp_path / "bundle"), device="cpu", precision="fp32")
+    adapted = AdaptedSR(thick, AdaptationBudget(max_steps=2, batch_size=2, patch_size=8))
+    result = evaluate_cohort(
+        tmp_path / "m.csv", "thick-5mm-gap1mm", ["cubic", thick, adapted], tmp_path / "out", qc=True, save_volumes=True, progress=False
+    )
+    assert result.ok
+    table = result.per_scan.set_index(["scan_id", "method"])
+    assert np.isnan(table.loc[("s0", "cubic"), "data_consistency"])  # baselines: no trust check
+    for name in ("thick_slice", "thick_slice+adapt"):
+        row = table.loc[("s0", name)]
+        assert 0 <= row["data_consistency"] < 0.2 and row["uncertainty_mean"] >= 0
+        assert -1 <= row["uncertainty_error_spearman"] <= 1
+    assert (tmp_path / "out" / "volumes" / "thick_slice" / "s0_uncertainty.nii.gz").is_file()
+    assert (tmp_path / "out" / "panel.png").is_file()
