@@ -40,6 +40,9 @@ class RandThroughPlanePaird(Randomizable, MapTransform):
         gap_mm: (min, max) gap ``G`` in mm, drawn uniformly (slice spacing ``S = T + G``).
         profiles: slice profiles to draw from ("gaussian", "boxcar").
         axes: slice axes to draw from (0-2).
+        max_planes: keep at most this many consecutive planes across the first axis (a slab around a
+            random brain voxel) before simulating the acquisition: the patches of one access come from
+            few planes anyway, and the slab makes an access 3-4x cheaper; ``None`` keeps the volume.
         hr_key: HR volume (1, X, Y, Z) ``MetaTensor`` in; HR out, reordered and cropped.
         mask_key: brain mask on the HR grid in; reordered and cropped boolean mask out.
         lr_key: where the network input (the LR interpolated onto the HR grid) is written.
@@ -58,6 +61,7 @@ class RandThroughPlanePaird(Randomizable, MapTransform):
         gap_mm: Sequence[float] = (0.0, 1.0),
         profiles: Sequence[str] = PROFILES,
         axes: Sequence[int] = (0, 1, 2),
+        max_planes: int | None = 48,
         hr_key: str = "hr",
         mask_key: str = "mask",
         lr_key: str = "lr",
@@ -76,10 +80,14 @@ class RandThroughPlanePaird(Randomizable, MapTransform):
         self.gap_mm = (float(gap_mm[0]), float(gap_mm[1]))
         self.profiles = tuple(profiles)
         self.axes = tuple(int(a) for a in axes)
+        if max_planes is not None and max_planes < 1:
+            raise ValueError(f"max_planes must be >= 1 or None, got {max_planes}")
+        self.max_planes = max_planes
         self.hr_key, self.mask_key, self.lr_key, self.acquisition_key = hr_key, mask_key, lr_key, acquisition_key
         self._acquisition = SliceAcquisition(self.thickness_mm[0])
         self._first_in_plane = 0
         self._phase = 0.0
+        self._slab_seed = 0.0
 
     def randomize(self, data: Any = None) -> None:
         """Draw the acquisition, which in-plane axis comes first, and the slice phase (a fraction)."""
@@ -90,6 +98,7 @@ class RandThroughPlanePaird(Randomizable, MapTransform):
         self._acquisition = SliceAcquisition(float(thickness), float(gap), profile, int(axis))
         self._first_in_plane = int(self.R.randint(2))
         self._phase = float(self.R.uniform())
+        self._slab_seed = float(self.R.uniform())
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -103,6 +112,11 @@ class RandThroughPlanePaird(Randomizable, MapTransform):
         order = (0, *(a + 1 for a in (in_plane[0], in_plane[1], acq.axis)))
         hr_t = hr.as_tensor().float().permute(*order)
         mask_t = mask.as_tensor().permute(*order) > 0
+        if self.max_planes is not None and hr_t.shape[1] > self.max_planes:
+            occupied = torch.nonzero(mask_t[0].flatten(1).any(dim=1)).flatten()
+            centre = int(occupied[int(self._slab_seed * len(occupied))]) if len(occupied) else hr_t.shape[1] // 2
+            start = min(max(0, centre - self.max_planes // 2), hr_t.shape[1] - self.max_planes)
+            hr_t, mask_t = hr_t[:, start : start + self.max_planes], mask_t[:, start : start + self.max_planes]
         step, thickness = acq.spacing_mm / spacing, acq.thickness_mm / spacing
         offset = int(self._phase * math.ceil(step)) % max(1, hr_t.shape[-1] - int(math.ceil(step)))
         slices, lr_up = simulate_thick_slices(hr_t, thickness, step, acq.profile, offset)
@@ -133,6 +147,7 @@ def through_plane_training_dataset(
     gap_mm: Sequence[float] = (0.0, 1.0),
     profiles: Sequence[str] = PROFILES,
     axes: Sequence[int] = (0, 1, 2),
+    max_planes: int | None = 48,
     max_scans: int | None = None,
     cache_rate: float = 1.0,
     num_workers: int = 0,
@@ -149,14 +164,15 @@ def through_plane_training_dataset(
         patch_size: (H, W) patch size in HR voxels.
         split, data_root, num_samples, max_scans, cache_rate, num_workers, seed: as
             :func:`pipeline.training.training_dataset`.
-        thickness_mm, gap_mm, profiles, axes: the acquisitions drawn (:class:`RandThroughPlanePaird`).
+        thickness_mm, gap_mm, profiles, axes, max_planes: the acquisitions drawn and the slab simulated
+            per access (:class:`RandThroughPlanePaird`).
     """
     if len(patch_size) != 2:
         raise ValueError(f"patch_size needs 2 sizes (in-plane, thick), got {tuple(patch_size)}")
     transform = Compose(
         [
             LoadVolumed(["hr", "mask"]),
-            RandThroughPlanePaird(thickness_mm, gap_mm, profiles, axes),
+            RandThroughPlanePaird(thickness_mm, gap_mm, profiles, axes, max_planes),
             RandPairedPatchd(patch_size, zoom=(1, 1, 1), num_samples=num_samples, slice_axis=0),
             RandFlipd(["lr", "hr"], prob=0.5, spatial_axis=0),
             RandFlipd(["lr", "hr"], prob=0.5, spatial_axis=1),
