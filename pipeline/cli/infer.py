@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ import pandas as pd
 from pipeline.cli.common import add_input_arguments, add_precision_argument, fail, run_single_or_cohort
 from pipeline.inference import (
     BASELINE_NAMES,
+    ThroughPlaneSR,
     available_bundles,
     inference_parameters,
     output_is_complete,
@@ -104,6 +106,12 @@ def run(args: argparse.Namespace) -> int:
             budget = AdaptationBudget(max_steps=args.adapt_steps, max_seconds=args.adapt_seconds)
             bundle_method = method.method if isinstance(method, AdaptedSR) else method
             method = AdaptedSR(bundle_method, budget, acquisition_overrides=overrides)
+            if not isinstance(bundle_method, ThroughPlaneSR):
+                print(
+                    f"mrisr: note: {bundle_method.name} adapts on pairs one scale coarser than its task; this can lower "
+                    "its accuracy (pipeline.training.adaptation): compare with the unadapted output",
+                    file=sys.stderr,
+                )
     except Exception as err:  # bundle configs fail with any error type; each becomes one line
         return fail(error_message(err))
 

@@ -38,6 +38,11 @@ _MARKDOWN_COLUMNS = (
     ("sharpness_rel", "sharpness / HR", ".3f"),
     ("runtime_s", "runtime (s)", ".2f"),
 )
+# shown only when a run scored them (``mrisr evaluate --qc``)
+_QC_MARKDOWN_COLUMNS = (
+    ("data_consistency", "data consistency", ".4f"),
+    ("uncertainty_error_spearman", "Spearman(uncertainty, error)", ".3f"),
+)
 
 
 def paired_wilcoxon(values: Sequence[float], reference: Sequence[float]) -> float:
@@ -96,12 +101,15 @@ def _fmt(value: float, spec: str) -> str:
 
 def summary_markdown(summary: pd.DataFrame, reference: str = REFERENCE_METHOD) -> str:
     """The summary as a markdown table: mean ± sd per metric, PSNR gain and p-values vs ``reference``."""
-    headers = ["method", "n"] + [h for _, h, _ in _MARKDOWN_COLUMNS]
+    shown = list(_MARKDOWN_COLUMNS) + [
+        c for c in _QC_MARKDOWN_COLUMNS if f"{c[0]}_mean" in summary and summary[f"{c[0]}_mean"].notna().any()
+    ]
+    headers = ["method", "n"] + [h for _, h, _ in shown]
     headers += [f"ΔPSNR vs {reference} (dB)", f"p PSNR vs {reference}", f"p SSIM vs {reference}"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|"]
     for _, row in summary.iterrows():
         cells = [str(row["method"]), str(int(row["n"]))]
-        for column, _, spec in _MARKDOWN_COLUMNS:
+        for column, _, spec in shown:
             mean, sd = row[f"{column}_mean"], row[f"{column}_sd"]
             cells.append(_fmt(mean, spec) + ("" if math.isnan(sd) else f" ± {_fmt(sd, spec)}"))
         gain = row[f"psnr_gain_vs_{reference}"]
