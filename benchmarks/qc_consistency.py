@@ -75,10 +75,22 @@ def main() -> None:
         for label, lr in (("correct", correct_lr), ("wrong", wrong_lr)):
             sr = method(lr, list(protocol.zoom))
             figures[label] = qc_measures(method, lr, sr, list(protocol.zoom)).record["data_consistency"]
-        rows.append({"scan_id": scan_id(row), "correct": figures["correct"], "wrong": figures["wrong"], "ratio": figures["wrong"] / figures["correct"]})
-        print(f"{scan_id(row)}: residual {figures['correct']:.4f} ({protocol.name}) vs {figures['wrong']:.4f} ({args.wrong}), ratio {rows[-1]['ratio']:.2f}", flush=True)
+        rows.append(
+            {
+                "scan_id": scan_id(row),
+                "correct": figures["correct"],
+                "wrong": figures["wrong"],
+                "ratio": figures["wrong"] / figures["correct"],
+            }
+        )
+        print(
+            f"{scan_id(row)}: residual {figures['correct']:.4f} ({protocol.name}) vs {figures['wrong']:.4f} ({args.wrong}), ratio {rows[-1]['ratio']:.2f}",
+            flush=True,
+        )
     result = pd.DataFrame(rows)
-    print(f"{args.bundle}: ratio wrong / correct {result['ratio'].min():.2f}-{result['ratio'].max():.2f} (mean {result['ratio'].mean():.2f})")
+    print(
+        f"{args.bundle}: ratio wrong / correct {result['ratio'].min():.2f}-{result['ratio'].max():.2f} (mean {result['ratio'].mean():.2f})"
+    )
     if args.csv:
         result.to_csv(args.csv, index=False)
 

@@ -77,16 +77,27 @@ def main() -> None:
     method = load_bundle_method(args.bundle, precision=args.precision)
     warm = get_protocol("thick-4mm").degrade(hr[:, 96:160, 96:160, 64:96])
     method(warm, zoom)
-    print(f"input {tuple(lr.shape[1:])} at {tuple(float(s) for s in lr.pixdim)} mm -> {SHAPE}; {available_cpu_cores()} cores, {torch.get_num_threads()} threads, precision {method.precision}")
+    print(
+        f"input {tuple(lr.shape[1:])} at {tuple(float(s) for s in lr.pixdim)} mm -> {SHAPE}; {available_cpu_cores()} cores, {torch.get_num_threads()} threads, precision {method.precision}"
+    )
     results = {}
-    for name, runner in (("cubic", make_baseline("cubic")), ("thick_slice", method), ("thick_slice+adapt", AdaptedSR(method))):
+    for name, runner in (
+        ("cubic", make_baseline("cubic")),
+        ("thick_slice", method),
+        ("thick_slice+adapt", AdaptedSR(method)),
+    ):
         sr, seconds = timed(runner, lr, zoom)
-        results[name] = {"seconds": round(seconds, 2), "psnr_db": round(psnr(sr[0].numpy(), hr_np, mask, value_range), 3)}
+        results[name] = {
+            "seconds": round(seconds, 2),
+            "psnr_db": round(psnr(sr[0].numpy(), hr_np, mask, value_range), 3),
+        }
         if name.endswith("adapt"):
             results[name]["adaptation"] = runner.last_adaptation
         print(f"{name:18s} {seconds:7.1f} s   PSNR in the brain mask {results[name]['psnr_db']:.2f} dB")
     record = results["thick_slice+adapt"]["adaptation"]
-    print(f"adaptation: {record['steps']} steps in {record['seconds']:.1f} s, L1 {record['loss_start']:.4f} -> {record['loss_end']:.4f}")
+    print(
+        f"adaptation: {record['steps']} steps in {record['seconds']:.1f} s, L1 {record['loss_start']:.4f} -> {record['loss_end']:.4f}"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

@@ -24,7 +24,10 @@ SPACING = (0.9, 0.9, 4.5)  # 0.9 mm in-plane, 4.5 mm slices: 5 output voxels per
 
 def thick_head(contrast: str) -> np.ndarray:
     """A (30, 32, 8) thick-slice head: 4.5 mm Gaussian slices of a 0.9 mm head."""
-    hr = MetaTensor(torch.from_numpy(head_volume((30, 32, 40), contrast=contrast))[None], affine=torch.diag(torch.tensor([0.9, 0.9, 0.9, 1.0], dtype=torch.float64)))
+    hr = MetaTensor(
+        torch.from_numpy(head_volume((30, 32, 40), contrast=contrast))[None],
+        affine=torch.diag(torch.tensor([0.9, 0.9, 0.9, 1.0], dtype=torch.float64)),
+    )
     return get_protocol("thick-4.5mm").degrade(hr)[0].numpy()
 
 
@@ -57,13 +60,21 @@ def bundle(tmp_path_factory) -> Path:
 def test_thick_slice_runs_with_qc_in_the_inputs_units(case: str, bundle: Path, tmp_path: Path) -> None:
     data = CASES[case]()
     int16 = "int16" in case
-    source = save(tmp_path / "in.nii.gz", data, dtype=np.int16 if int16 else np.float32, slope=2.0 if int16 else None, inter=10.0)
+    source = save(
+        tmp_path / "in.nii.gz", data, dtype=np.int16 if int16 else np.float32, slope=2.0 if int16 else None, inter=10.0
+    )
     stored = np.asarray(nib.load(str(source)).dataobj, dtype=np.float32)  # scl_slope applied: the input's units
     out = tmp_path / "sr.nii.gz"
     assert main(["infer", str(source), "-o", str(out), "--method", str(bundle), "--qc"]) == 0
     sr = nib.load(str(out))
     assert sr.shape == (30, 32, 40)
-    np.testing.assert_allclose(sr.affine, zoomed_affine(np.diag([*SPACING, 1.0]) + np.pad(np.array([[-12.0], [20.0], [-30.0]]), ((0, 1), (3, 0))), [1, 1, 5]), atol=1e-4)
+    np.testing.assert_allclose(
+        sr.affine,
+        zoomed_affine(
+            np.diag([*SPACING, 1.0]) + np.pad(np.array([[-12.0], [20.0], [-30.0]]), ((0, 1), (3, 0))), [1, 1, 5]
+        ),
+        atol=1e-4,
+    )
     values = np.asarray(sr.dataobj)
     cubic = make_baseline("cubic")(MetaTensor(torch.from_numpy(stored)[None]), [1.0, 1.0, 5.0])[0].numpy()
     assert np.isfinite(values).all()

@@ -21,7 +21,16 @@ def cohort(tmp_path: Path) -> Path:
         labels[7:9, 8:10, 5:7] = 51
         for name, data in (("hr", hr), ("mask", (labels > 0).astype(np.uint8)), ("labels", labels)):
             nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / f"{name}{i}.nii.gz"))
-        rows.append({"subject_id": f"s{i}", "scan_id": f"s{i}", "split": "test", "hr": f"hr{i}.nii.gz", "mask": f"mask{i}.nii.gz", "labels": f"labels{i}.nii.gz"})
+        rows.append(
+            {
+                "subject_id": f"s{i}",
+                "scan_id": f"s{i}",
+                "split": "test",
+                "hr": f"hr{i}.nii.gz",
+                "mask": f"mask{i}.nii.gz",
+                "labels": f"labels{i}.nii.gz",
+            }
+        )
     pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
     return tmp_path / "m.csv"
 
@@ -30,22 +39,45 @@ def test_label_and_inverted_contrasts_with_their_manifest(tmp_path: Path) -> Non
     manifest = cohort(tmp_path)
     for contrast in ("t2", "inverted"):
         out = tmp_path / contrast
-        assert main(["synth-contrast", "--manifest", str(manifest), "--contrast", contrast, "--output-dir", str(out), "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "synth-contrast",
+                    "--manifest",
+                    str(manifest),
+                    "--contrast",
+                    contrast,
+                    "--output-dir",
+                    str(out),
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         derived = read_manifest(out / "manifest.csv")
         assert list(derived["scan_id"]) == ["s0", "s1"]
         image = np.asarray(nib.load(derived["hr"][0]).dataobj)
         mask = np.asarray(nib.load(derived["mask"][0]).dataobj) > 0
         assert image.shape == (16, 18, 12) and image[mask].max() > 0
         outside = image[~mask].max()
-        assert outside == 0 if contrast == "inverted" else outside < 0.6 * image.max()  # label contrasts: partial volume
+        assert (
+            outside == 0 if contrast == "inverted" else outside < 0.6 * image.max()
+        )  # label contrasts: partial volume
     again = tmp_path / "again"
-    main(["synth-contrast", "--manifest", str(manifest), "--contrast", "t2", "--output-dir", str(again), "--no-progress"])
-    np.testing.assert_array_equal(nib.load(str(again / "s0_t2.nii.gz")).get_fdata(), nib.load(str(tmp_path / "t2" / "s0_t2.nii.gz")).get_fdata())
+    main(
+        ["synth-contrast", "--manifest", str(manifest), "--contrast", "t2", "--output-dir", str(again), "--no-progress"]
+    )
+    np.testing.assert_array_equal(
+        nib.load(str(again / "s0_t2.nii.gz")).get_fdata(), nib.load(str(tmp_path / "t2" / "s0_t2.nii.gz")).get_fdata()
+    )
 
 
 def test_a_label_contrast_without_labels_fails_per_row(tmp_path: Path, capsys) -> None:
     manifest = cohort(tmp_path)
     table = pd.read_csv(manifest).drop(columns=["labels"])
     table.to_csv(manifest, index=False)
-    assert main(["synth-contrast", "--manifest", str(manifest), "--contrast", "t2", "--output-dir", str(tmp_path / "o")]) == 1
+    assert (
+        main(["synth-contrast", "--manifest", str(manifest), "--contrast", "t2", "--output-dir", str(tmp_path / "o")])
+        == 1
+    )
     assert "labels" in capsys.readouterr().err

@@ -45,13 +45,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help=f"a baseline {BASELINE_NAMES}, a bundle name ({', '.join(available_bundles()) or 'none installed'}) or a bundle folder",
     )
-    parser.add_argument("--scale", type=float, nargs=3, metavar=("SX", "SY", "SZ"), help="output voxels per input voxel per axis")
-    parser.add_argument("--target-spacing", type=float, nargs=3, metavar=("DX", "DY", "DZ"), help="output spacing in mm")
+    parser.add_argument(
+        "--scale", type=float, nargs=3, metavar=("SX", "SY", "SZ"), help="output voxels per input voxel per axis"
+    )
+    parser.add_argument(
+        "--target-spacing", type=float, nargs=3, metavar=("DX", "DY", "DZ"), help="output spacing in mm"
+    )
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda:0...")
     add_precision_argument(parser)
-    parser.add_argument("--overwrite", action="store_true", help="manifest mode: redo outputs that are already complete")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="manifest mode: redo outputs that are already complete"
+    )
     qc = parser.add_mutually_exclusive_group()
-    qc.add_argument("--qc", dest="qc", action="store_true", default=None, help="write the trust check (default for a manifest)")
+    qc.add_argument(
+        "--qc", dest="qc", action="store_true", default=None, help="write the trust check (default for a manifest)"
+    )
     qc.add_argument("--no-qc", dest="qc", action="store_false", help="skip the trust check")
     adapt = parser.add_argument_group("scan-specific adaptation (bundles only)")
     adapt.add_argument(
@@ -61,12 +69,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "weights are not changed); steps, time and loss go into the sidecar",
     )
     defaults = AdaptationBudget()
-    adapt.add_argument("--adapt-steps", type=int, default=defaults.max_steps, help=f"at most this many steps (default {defaults.max_steps})")
     adapt.add_argument(
-        "--adapt-seconds", type=float, default=defaults.max_seconds, help=f"at most this many seconds (default {defaults.max_seconds:g})"
+        "--adapt-steps",
+        type=int,
+        default=defaults.max_steps,
+        help=f"at most this many steps (default {defaults.max_steps})",
     )
-    slices = parser.add_argument_group("thick-slice acquisition (through-plane bundles; default: contiguous Gaussian slices)")
-    slices.add_argument("--slice-thickness", type=float, help="slice thickness in mm (the header gives only the spacing)")
+    adapt.add_argument(
+        "--adapt-seconds",
+        type=float,
+        default=defaults.max_seconds,
+        help=f"at most this many seconds (default {defaults.max_seconds:g})",
+    )
+    slices = parser.add_argument_group(
+        "thick-slice acquisition (through-plane bundles; default: contiguous Gaussian slices)"
+    )
+    slices.add_argument(
+        "--slice-thickness", type=float, help="slice thickness in mm (the header gives only the spacing)"
+    )
     slices.add_argument("--slice-gap", type=float, help="gap between slices in mm (spacing = thickness + gap)")
     slices.add_argument("--slice-profile", choices=("gaussian", "boxcar"), help="slice profile")
     parser.set_defaults(func=run)
@@ -117,7 +137,13 @@ def run(args: argparse.Namespace) -> int:
 
     def job(source: str, output: Path, _row: object) -> None:
         super_resolve_file(
-            method, source, output, scale=args.scale, target_spacing=args.target_spacing, qc=qc, acquisition_overrides=overrides
+            method,
+            source,
+            output,
+            scale=args.scale,
+            target_spacing=args.target_spacing,
+            qc=qc,
+            acquisition_overrides=overrides,
         )
 
     def is_complete(source: str, output: Path) -> bool:
@@ -126,7 +152,11 @@ def run(args: argparse.Namespace) -> int:
 
     suffix = f"sr-{method.name}"
     status = run_single_or_cohort(
-        args, job, suffix=suffix, description=f"infer ({method.name})", is_complete=None if args.overwrite else is_complete
+        args,
+        job,
+        suffix=suffix,
+        description=f"infer ({method.name})",
+        is_complete=None if args.overwrite else is_complete,
     )
     wants_report = qc and getattr(method, "network", None) is not None  # baselines get no trust check
     if wants_report and args.manifest is not None and args.output_dir is not None and args.shard is None:

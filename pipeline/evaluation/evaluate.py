@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 import torch
@@ -47,6 +46,7 @@ from pipeline.io import load_mask, load_volume, save_nifti
 from pipeline.manifests import read_manifest, row_path, scan_id
 from pipeline.protocols import Protocol, crop_to_multiple, get_protocol
 from pipeline.qc import qc_measures
+from pipeline.qc.figure import plane_names
 from pipeline.sharding import Shard, start_shard
 from pipeline.training.adaptation import load_adaptable_method
 from pipeline.transforms.brain_crop import brain_crops
@@ -56,7 +56,6 @@ __all__ = ["PER_SCAN_COLUMNS", "EvaluationResult", "evaluate_cohort"]
 
 _AFFINE_TOLERANCE_MM = 1e-3
 _SPEARMAN_VOXELS = 500_000
-_PLANES = {"L": "sagittal", "R": "sagittal", "A": "coronal", "P": "coronal", "S": "axial", "I": "axial"}
 
 
 @dataclass
@@ -109,13 +108,12 @@ def _panel_for(
     affine = as_numpy_affine(hr.affine)
     spacing = spacing_from_affine(affine)
     first, second = (a for a in range(3) if a != axis)
-    normal = nib.orientations.aff2axcodes(affine)[axis]
     lr_display = make_baseline("nearest")(lr, list(zoom))
     return PanelSlices(
         scan_id=sid,
         slice_axis=axis,
         index=index,
-        plane=_PLANES.get(normal, "oblique"),
+        plane=plane_names(affine)[axis],
         aspect=float(spacing[second] / spacing[first]),
         hr=_slice(hr[0].numpy(), axis, index),
         lr=_slice(lr_display[0].numpy(), axis, index),

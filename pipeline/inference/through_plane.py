@@ -107,7 +107,9 @@ def input_acquisition(
         if thickness_mm is None:
             thickness = spacing - float(gap_mm)
         elif abs(thickness + float(gap_mm) - spacing) > 0.01 * spacing:
-            raise ValueError(f"slice thickness {thickness:g} mm + gap {gap_mm:g} mm is not the slice spacing {spacing:g} mm")
+            raise ValueError(
+                f"slice thickness {thickness:g} mm + gap {gap_mm:g} mm is not the slice spacing {spacing:g} mm"
+            )
     if thickness > spacing * 1.01 or thickness <= 0:
         raise ValueError(f"slice thickness {thickness:g} mm must be > 0 and at most the slice spacing {spacing:g} mm")
     chosen_profile = profile or record.get("profile", "gaussian")
@@ -183,7 +185,9 @@ class ThroughPlaneSR(NetworkSR):
     def _infer(self, volume: torch.Tensor, zoom: Sequence[float]) -> list[torch.Tensor]:
         upsampled = [a for a, z in enumerate(zoom) if abs(z - 1.0) > 1e-6]
         if len(upsampled) != 1:
-            raise ValueError(f"{self.name}: through-plane SR upsamples exactly one (thick) axis, got zoom {tuple(zoom)}")
+            raise ValueError(
+                f"{self.name}: through-plane SR upsamples exactly one (thick) axis, got zoom {tuple(zoom)}"
+            )
         thick = upsampled[0]
         in_plane = [a for a in range(3) if a != thick]
         chosen = {"both": in_plane, "first": in_plane[:1], "second": in_plane[1:]}[self.orientations]

@@ -3,7 +3,14 @@
 
 from __future__ import annotations
 
-from pipeline.qc.check import DATA_CONSISTENCY_LIMIT, UNCERTAINTY_LIMIT, QCMeasures, qc_measures, qc_paths, quality_check
+from pipeline.qc.check import (
+    DATA_CONSISTENCY_LIMIT,
+    UNCERTAINTY_LIMIT,
+    QCMeasures,
+    qc_measures,
+    qc_paths,
+    quality_check,
+)
 from pipeline.qc.consistency import data_consistency, forward_model
 from pipeline.qc.uncertainty import augmentations, tta_members
 

@@ -32,10 +32,10 @@ from pipeline.inference.scaling import robust_intensity_scale
 from pipeline.io import save_nifti
 from pipeline.io.atomic import split_name
 from pipeline.qc.consistency import data_consistency, forward_model
-from pipeline.qc.figure import plot_qc_views
+from pipeline.qc.figure import plane_names, plot_qc_views
 from pipeline.qc.uncertainty import tta_members
 from pipeline.transforms.brain_mask import BrainMask
-from pipeline.transforms.grid import spacing_from_affine
+from pipeline.transforms.grid import as_numpy_affine, spacing_from_affine
 
 __all__ = ["DATA_CONSISTENCY_LIMIT", "UNCERTAINTY_LIMIT", "QCMeasures", "qc_measures", "qc_paths", "quality_check"]
 
@@ -149,5 +149,6 @@ def quality_check(
     )
     spacing = tuple(float(s) for s in spacing_from_affine(sr.affine))
     uncertainty = measures.uncertainty[0].numpy()
-    plot_qc_views(cubic, sr[0].float().numpy(), uncertainty, measures.mask, spacing, figure_path, title)  # type: ignore[arg-type]
+    planes = plane_names(as_numpy_affine(sr.affine))
+    plot_qc_views(cubic, sr[0].float().numpy(), uncertainty, measures.mask, spacing, figure_path, title, planes)  # type: ignore[arg-type]
     return {**record, "uncertainty_map": uncertainty_path.name, "figure": figure_path.name}

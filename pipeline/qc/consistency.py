@@ -33,7 +33,7 @@ ForwardModel = Callable[[MetaTensor], MetaTensor]
 
 
 def _unwrap(method: Any) -> Any:
-    """The bundle method inside an adapted one (:class:`pipeline.training.adaptation.AdaptedSR` keeps it as ``method``)."""
+    """The bundle method inside an adapted one (``AdaptedSR`` of :mod:`pipeline.training.adaptation` keeps it as ``method``)."""
     inner = getattr(method, "method", None)
     return inner if isinstance(inner, NetworkSR) else method
 
@@ -49,7 +49,9 @@ def forward_model(
     inner = _unwrap(method)
     if isinstance(inner, ThroughPlaneSR):
         thick = int(np.argmax([abs(z - 1.0) for z in zoom]))
-        acquisition = input_acquisition(lr, thick, degradation=lr.meta.get("degradation"), **(acquisition_overrides or {}))
+        acquisition = input_acquisition(
+            lr, thick, degradation=lr.meta.get("degradation"), **(acquisition_overrides or {})
+        )
         description = {
             "model": "thick_slice",
             "thickness_mm": acquisition.thickness_mm,
@@ -78,7 +80,9 @@ def data_consistency(sr: MetaTensor, lr: MetaTensor, forward: ForwardModel, mask
     """
     degraded = forward(sr.float())
     if tuple(degraded.shape) != tuple(lr.shape):
-        raise ValueError(f"re-degraded output {tuple(degraded.shape[1:])} is not on the input grid {tuple(lr.shape[1:])}")
+        raise ValueError(
+            f"re-degraded output {tuple(degraded.shape[1:])} is not on the input grid {tuple(lr.shape[1:])}"
+        )
     if not mask.any():
         raise ValueError("data consistency needs a non-empty mask")
     residual = (torch.as_tensor(degraded)[0].float().numpy() - lr[0].float().numpy())[mask]

@@ -29,9 +29,7 @@ def augmentations(zoom: Sequence[float]) -> list[Augmentation]:
     transposition (which with the flips spans the in-plane 90° rotations).
     """
     axes = [a for a, z in enumerate(zoom) if abs(z - 1.0) > 1e-6]
-    out: list[Augmentation] = [
-        (f"flip{a}", lambda v, a=a: v.flip(a + 1), lambda v, a=a: v.flip(a + 1)) for a in axes
-    ]
+    out: list[Augmentation] = [(f"flip{a}", lambda v, a=a: v.flip(a + 1), lambda v, a=a: v.flip(a + 1)) for a in axes]
     if len(axes) == 2 and abs(zoom[axes[0]] - zoom[axes[1]]) < 1e-6:
         a, b = axes
         out.append((f"transpose{a}{b}", lambda v: v.transpose(a + 1, b + 1), lambda v: v.transpose(a + 1, b + 1)))
@@ -57,7 +55,11 @@ def tta_members(method: Any, lr: MetaTensor, zoom: Sequence[float], sr: MetaTens
     members = [sr.as_tensor().float()]
     names = []
     for name, forward, inverse in augmentations(zoom):
-        augmented = MetaTensor(forward(lr.as_tensor()).contiguous(), affine=lr.affine, meta={k: v for k, v in lr.meta.items() if k != "affine"})
+        augmented = MetaTensor(
+            forward(lr.as_tensor()).contiguous(),
+            affine=lr.affine,
+            meta={k: v for k, v in lr.meta.items() if k != "affine"},
+        )
         members.append(inverse(runner(augmented, zoom).as_tensor().float()).contiguous())
         names.append(name)
     return members, "identity + " + ", ".join(names) if names else "identity only (no augmentation keeps this zoom)"

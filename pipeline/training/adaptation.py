@@ -44,7 +44,14 @@ from pipeline.protocols import Protocol, crop_to_multiple, get_protocol
 from pipeline.training.patches import valid_patch_starts
 from pipeline.training.volumes import input_zoom
 
-__all__ = ["ADAPT_SUFFIX", "AdaptationBudget", "AdaptedSR", "adapt_network", "adaptation_pairs", "load_adaptable_method"]
+__all__ = [
+    "ADAPT_SUFFIX",
+    "AdaptationBudget",
+    "AdaptedSR",
+    "adapt_network",
+    "adaptation_pairs",
+    "load_adaptable_method",
+]
 
 ADAPT_SUFFIX = "+adapt"
 """A method name ending in this (``thick_slice+adapt``) is the bundle adapted to every input."""
@@ -86,7 +93,11 @@ def _head_mask(volume: torch.Tensor) -> torch.Tensor:
 
 
 def _through_plane_pairs(
-    method: ThroughPlaneSR, lr: MetaTensor, zoom: Sequence[float], degradation: dict[str, Any] | None, overrides: dict[str, Any]
+    method: ThroughPlaneSR,
+    lr: MetaTensor,
+    zoom: Sequence[float],
+    degradation: dict[str, Any] | None,
+    overrides: dict[str, Any],
 ) -> tuple[list[dict[str, torch.Tensor]], dict[str, Any]]:
     """In-plane planes degraded along each in-plane axis with the input's slice profile (see module docstring)."""
     thick = int(np.argmax([abs(z - 1.0) for z in zoom]))
@@ -124,11 +135,15 @@ def _bundle_protocol(method: NetworkSR) -> Protocol:
     return get_protocol(name)
 
 
-def _in_plane_pairs(method: NetworkSR, lr: MetaTensor, zoom: Sequence[float]) -> tuple[list[dict[str, torch.Tensor]], dict[str, Any]]:
+def _in_plane_pairs(
+    method: NetworkSR, lr: MetaTensor, zoom: Sequence[float]
+) -> tuple[list[dict[str, torch.Tensor]], dict[str, Any]]:
     """The input degraded once more by the bundle's protocol, paired with itself."""
     protocol = _bundle_protocol(method)
     if not np.allclose(protocol.zoom_for((1.0, 1.0, 1.0)), zoom, atol=1e-6):
-        raise ValueError(f"{method.name}: adaptation pairs need the bundle's own zoom {protocol.zoom}, got {tuple(zoom)}")
+        raise ValueError(
+            f"{method.name}: adaptation pairs need the bundle's own zoom {protocol.zoom}, got {tuple(zoom)}"
+        )
     target = crop_to_multiple(lr.float(), zoom)
     coarser = protocol.degrade(target)
     shift, scale = network_intensity_mapping(coarser)
@@ -173,7 +188,9 @@ class _PatchPool:
     so a step only indexes and slices.
     """
 
-    def __init__(self, pairs: list[dict[str, torch.Tensor]], patch: int, zoom: Sequence[int], slice_axis: int | None) -> None:
+    def __init__(
+        self, pairs: list[dict[str, torch.Tensor]], patch: int, zoom: Sequence[int], slice_axis: int | None
+    ) -> None:
         self.pairs, self.zoom, self.slice_axis = pairs, tuple(int(z) for z in zoom), slice_axis
         self.patches, self.candidates = [], []
         for pair in pairs:
@@ -197,7 +214,9 @@ class _PatchPool:
             pair, size, starts = self.pairs[index], self.patches[index], self.candidates[index]
             start = starts[rng.randint(len(starts))]
             lr_patch = self._crop(pair["lr"], start, size)
-            hr_patch = self._crop(pair["hr"], [s * z for s, z in zip(start, self.zoom)], [n * z for n, z in zip(size, self.zoom)])
+            hr_patch = self._crop(
+                pair["hr"], [s * z for s, z in zip(start, self.zoom)], [n * z for n, z in zip(size, self.zoom)]
+            )
             for dim in range(1, lr_patch.ndim):
                 if rng.rand() < 0.5:
                     lr_patch, hr_patch = lr_patch.flip(dim), hr_patch.flip(dim)

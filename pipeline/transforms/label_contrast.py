@@ -47,7 +47,7 @@ TISSUE_MEANS = {
 
 
 def tissue_class(label: int) -> str:
-    """"csf", "wm" or "gm" for a non-zero MALF label."""
+    """ "csf", "wm" or "gm" for a non-zero MALF label."""
     for name, labels in MALF_TISSUE_CLASSES.items():
         if label in labels:
             return name
@@ -75,7 +75,12 @@ class LabelContrast(Randomizable, Transform):
     """
 
     def __init__(
-        self, contrast: str = "random", jitter: float = 0.05, noise: float = 0.05, smooth_mm: float = 0.5, scale: float = 1000.0
+        self,
+        contrast: str = "random",
+        jitter: float = 0.05,
+        noise: float = 0.05,
+        smooth_mm: float = 0.5,
+        scale: float = 1000.0,
     ) -> None:
         if contrast not in CONTRASTS:
             raise ValueError(f"contrast must be one of {CONTRASTS}, got {contrast!r}")
@@ -88,7 +93,10 @@ class LabelContrast(Randomizable, Transform):
         if self.contrast == "random":
             return {int(label): float(self.R.uniform(0.0, 1.0)) for label in labels}
         means = TISSUE_MEANS[self.contrast]
-        return {int(label): means[tissue_class(int(label))] * float(1 + self.jitter * self.R.uniform(-1, 1)) for label in labels}
+        return {
+            int(label): means[tissue_class(int(label))] * float(1 + self.jitter * self.R.uniform(-1, 1))
+            for label in labels
+        }
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
         """The synthetic image of the label map ``img`` (1, X, Y, Z)."""
@@ -122,7 +130,9 @@ class LabelContrastd(Randomizable, MapTransform):
         kwargs: :class:`LabelContrast` arguments.
     """
 
-    def __init__(self, keys: KeysCollection, output_key: str = "image", allow_missing_keys: bool = False, **kwargs) -> None:
+    def __init__(
+        self, keys: KeysCollection, output_key: str = "image", allow_missing_keys: bool = False, **kwargs
+    ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         self.output_key = output_key
         self.contrast = LabelContrast(**kwargs)

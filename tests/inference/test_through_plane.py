@@ -29,7 +29,12 @@ class ShapeRecorder(torch.nn.Module):
 
 @pytest.mark.parametrize(
     "spacing, axis, zoom",
-    [((0.9, 0.9, 4.5), 2, [1.0, 1.0, 5.0]), ((1.0, 1.0, 4.0), 2, [1.0, 1.0, 4.0]), ((5.0, 0.5, 0.5), 0, [10.0, 1.0, 1.0]), ((1.0, 1.0, 4.4), 2, [1.0, 1.0, 4.0])],
+    [
+        ((0.9, 0.9, 4.5), 2, [1.0, 1.0, 5.0]),
+        ((1.0, 1.0, 4.0), 2, [1.0, 1.0, 4.0]),
+        ((5.0, 0.5, 0.5), 0, [10.0, 1.0, 1.0]),
+        ((1.0, 1.0, 4.4), 2, [1.0, 1.0, 4.0]),
+    ],
 )
 def test_thick_axis_and_isotropic_zoom_from_the_spacing(spacing, axis, zoom) -> None:
     assert thick_axis(spacing) == axis
@@ -84,7 +89,9 @@ def test_input_acquisition_defaults_to_contiguous_gaussian_slices() -> None:
     lr = MetaTensor(torch.rand(1, 4, 4, 3), affine=torch.diag(torch.tensor([1.0, 1.0, 6.0, 1.0], dtype=torch.float64)))
     default = input_acquisition(lr, 2)
     assert (default.thickness_mm, default.gap_mm, default.profile) == (6.0, 0.0, "gaussian")
-    recorded = input_acquisition(lr, 2, degradation={"method": "thick_slice", "thickness_mm": 5.0, "gap_mm": 1.0, "profile": "boxcar"})
+    recorded = input_acquisition(
+        lr, 2, degradation={"method": "thick_slice", "thickness_mm": 5.0, "gap_mm": 1.0, "profile": "boxcar"}
+    )
     assert (recorded.thickness_mm, recorded.gap_mm, recorded.profile) == (5.0, 1.0, "boxcar")
     assert input_acquisition(lr, 2, gap_mm=1.5).thickness_mm == 4.5
     with pytest.raises(ValueError, match="at most the slice spacing"):

@@ -87,7 +87,18 @@ def test_cohort_report_lists_scans_out_of_range(tmp_path: Path, monkeypatch, cap
         rows.append({"subject_id": f"s{i}", "lr": f"lr{i}.nii.gz"})
     pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
     monkeypatch.setattr(qc_check, "DATA_CONSISTENCY_LIMIT", 0.0)  # every output is out of range
-    code = main(["infer", "--manifest", str(tmp_path / "m.csv"), "--output-dir", str(tmp_path / "out"), "--method", str(bundle), "--no-progress"])
+    code = main(
+        [
+            "infer",
+            "--manifest",
+            str(tmp_path / "m.csv"),
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--method",
+            str(bundle),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     report = pd.read_csv(tmp_path / "out" / "qc_report.csv")
     assert list(report["scan_id"]) == ["s0", "s1"] and not report["in_range"].any()

@@ -21,7 +21,9 @@ TINY = AdaptationBudget(max_steps=3, max_seconds=60, batch_size=2, patch_size=8)
 
 
 def thick_input(spacing: float = 4.0) -> MetaTensor:
-    hr = MetaTensor(torch.from_numpy(head_volume((24, 26, 24), contrast="flair"))[None], affine=torch.eye(4, dtype=torch.float64))
+    hr = MetaTensor(
+        torch.from_numpy(head_volume((24, 26, 24), contrast="flair"))[None], affine=torch.eye(4, dtype=torch.float64)
+    )
     return get_protocol(f"thick-{spacing:g}mm").degrade(hr)
 
 
@@ -48,7 +50,9 @@ def test_through_plane_adaptation_tunes_a_copy(tmp_path: Path) -> None:
 def test_pairs_degrade_the_in_plane_axes_with_the_inputs_slice_profile(tmp_path: Path) -> None:
     method = load_bundle_method(untrained_thick_slice_bundle(tmp_path / "bundle"), device="cpu", precision="fp32")
     lr = thick_input(5.0)  # 5 mm slices, 1 mm in-plane
-    pairs, zoom, slice_axis, description = adaptation_pairs(method, lr, [1.0, 1.0, 5.0], degradation=lr.meta["degradation"])
+    pairs, zoom, slice_axis, description = adaptation_pairs(
+        method, lr, [1.0, 1.0, 5.0], degradation=lr.meta["degradation"]
+    )
     assert (zoom, slice_axis) == ((1, 1, 1), 0) and len(pairs) == 2  # each in-plane axis degraded in turn
     assert description["step_voxels"] == 5.0 and description["thickness_voxels"] == 5.0
     for pair in pairs:
@@ -61,7 +65,9 @@ def test_in_plane_bundle_adapts_with_its_own_protocol_and_leaves_its_file_alone(
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     method = load_adaptable_method("srcnn+adapt", device="cpu", precision="fp32")
     method.budget = TINY
-    hr = MetaTensor(torch.from_numpy(head_volume((24, 28, 6), contrast="flair"))[None], affine=torch.eye(4, dtype=torch.float64))
+    hr = MetaTensor(
+        torch.from_numpy(head_volume((24, 28, 6), contrast="flair"))[None], affine=torch.eye(4, dtype=torch.float64)
+    )
     lr = get_protocol("bicubic-x2").degrade(hr)
     sr = method(lr, [2.0, 2.0, 1.0])
     assert sr.shape == (1, 24, 28, 6)
@@ -70,7 +76,9 @@ def test_in_plane_bundle_adapts_with_its_own_protocol_and_leaves_its_file_alone(
 
 
 def test_slice_overrides_are_for_through_plane_bundles_only() -> None:
-    method = AdaptedSR(load_bundle_method(BUNDLES_DIR / "srcnn", device="cpu", precision="fp32"), TINY, {"thickness_mm": 3.0})
+    method = AdaptedSR(
+        load_bundle_method(BUNDLES_DIR / "srcnn", device="cpu", precision="fp32"), TINY, {"thickness_mm": 3.0}
+    )
     lr = MetaTensor(torch.rand(1, 8, 8, 4) * 100, affine=torch.eye(4, dtype=torch.float64))
     with pytest.raises(ValueError, match="through-plane bundles only"):
         method(lr, [2.0, 2.0, 1.0])
@@ -79,7 +87,9 @@ def test_slice_overrides_are_for_through_plane_bundles_only() -> None:
 def test_sidecar_records_the_adaptation(tmp_path: Path) -> None:
     import nibabel as nib
 
-    method = AdaptedSR(load_bundle_method(untrained_thick_slice_bundle(tmp_path / "bundle"), device="cpu", precision="fp32"), TINY)
+    method = AdaptedSR(
+        load_bundle_method(untrained_thick_slice_bundle(tmp_path / "bundle"), device="cpu", precision="fp32"), TINY
+    )
     lr = thick_input()
     path = tmp_path / "lr.nii.gz"
     nib.save(nib.Nifti1Image(lr[0].numpy(), lr.affine.numpy()), str(path))

@@ -30,7 +30,9 @@ def test_random_acquisitions_cover_the_ranges_and_put_the_thick_axis_last() -> N
         shape = (20, 22, 40)
         thick_size = shape[acq["axis"]]
         assert out["lr"].shape == out["hr"].shape == out["mask"].shape
-        assert out["lr"].shape[-1] <= thick_size and sorted(out["lr"].shape[1:3]) == sorted(s for a, s in enumerate(shape) if a != acq["axis"])
+        assert out["lr"].shape[-1] <= thick_size and sorted(out["lr"].shape[1:3]) == sorted(
+            s for a, s in enumerate(shape) if a != acq["axis"]
+        )
         # the LR varies less along the thick axis than the HR: it is the blurred one
         assert out["lr"].diff(dim=-1).abs().mean() < out["hr"].diff(dim=-1).abs().mean()
     assert seen_axes == {0, 1, 2} and seen_profiles == {"gaussian", "boxcar"}
