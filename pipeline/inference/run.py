@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -73,7 +74,7 @@ def inference_parameters(
 
     The method's name, its bundle's name and version, the input file, the input's degradation
     record (which sets the scale when none is given), the requested ``scale`` or
-    ``target_spacing``, and whether QC files were asked for. The precision and device are left out: they depend on the machine, and
+    ``target_spacing``, whether QC files were asked for, and an adapted method's budget. The precision and device are left out: they depend on the machine, and
     a resumed run may use another one.
     """
     bundle = getattr(method, "bundle_info", None)
@@ -86,6 +87,7 @@ def inference_parameters(
         "scale": None if scale is None else [float(s) for s in scale],
         "target_spacing": None if target_spacing is None else [float(t) for t in target_spacing],
         "qc": bool(qc) and getattr(method, "network", None) is not None,  # baselines get no trust check
+        "adaptation": dataclasses.asdict(method.budget) if dataclasses.is_dataclass(getattr(method, "budget", None)) else None,
     }
     return json.loads(json.dumps(parameters, default=str))
 
