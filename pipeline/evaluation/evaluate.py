@@ -140,7 +140,8 @@ def _qc_columns(
 
     ``uncertainty_error_spearman`` is the Spearman rank correlation between the uncertainty map and
     ``|sr - hr|`` over the brain mask's voxels (every voxel up to :data:`_SPEARMAN_VOXELS`, else an
-    evenly spaced subset); ``uncertainty_mean`` is the map's mean over the same voxels.
+    evenly spaced subset); ``uncertainty_mean`` is the map's mean over the same voxels;
+    ``data_consistency`` and ``uncertainty_relative`` are the sidecar's (head mask of the input).
 
     Returns:
         The columns and the (X, Y, Z) uncertainty map.
@@ -152,6 +153,7 @@ def _qc_columns(
     step = max(1, error.size // _SPEARMAN_VOXELS)
     columns = {
         "data_consistency": measures.record["data_consistency"],
+        "uncertainty_relative": measures.record["uncertainty_relative"],
         "uncertainty_mean": float(uncertainty.mean()),
         "uncertainty_error_spearman": float(spearmanr(uncertainty[::step], error[::step]).statistic),
     }

@@ -46,6 +46,7 @@ PER_SCAN_COLUMNS = (
     "precision",
     "mask_source",
     "data_consistency",
+    "uncertainty_relative",
     "uncertainty_mean",
     "uncertainty_error_spearman",
 )

@@ -22,6 +22,7 @@ METRIC_COLUMNS = (
     "sharpness_rel",
     "runtime_s",
     "data_consistency",
+    "uncertainty_relative",
     "uncertainty_mean",
     "uncertainty_error_spearman",
 )

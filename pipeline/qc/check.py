@@ -11,8 +11,7 @@ For an SR output ``sr.nii.gz`` of input ``lr``:
 
 The head mask comes from the project's own :class:`~pipeline.transforms.BrainMask` (``region="head"``,
 which works for any contrast, with or without skull) on the input, and the sidecar says so. Values
-beyond :data:`DATA_CONSISTENCY_LIMIT` or :data:`UNCERTAINTY_LIMIT` are flagged; cohort runs list the
-flagged scans.
+beyond the bundle's limits (:func:`qc_limits`) are flagged; cohort runs list the flagged scans.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ import torch
 from monai.data import MetaTensor
 
 from pipeline.inference.baselines import make_baseline
+from pipeline.inference.methods import bundle_metadata
 from pipeline.inference.scaling import robust_intensity_scale
 from pipeline.io import save_nifti
 from pipeline.io.atomic import split_name
@@ -37,14 +37,21 @@ from pipeline.qc.uncertainty import tta_members
 from pipeline.transforms.brain_mask import BrainMask
 from pipeline.transforms.grid import as_numpy_affine, spacing_from_affine
 
-__all__ = ["DATA_CONSISTENCY_LIMIT", "UNCERTAINTY_LIMIT", "QCMeasures", "qc_measures", "qc_paths", "quality_check"]
+__all__ = [
+    "DATA_CONSISTENCY_LIMIT",
+    "UNCERTAINTY_LIMIT",
+    "QCMeasures",
+    "qc_limits",
+    "qc_measures",
+    "qc_paths",
+    "quality_check",
+]
 
 DATA_CONSISTENCY_LIMIT = 0.05
-"""Relative residual above which an output is flagged (see the thick_slice bundle docs for the figures
-this was set from)."""
+"""Relative residual above which an output is flagged, for bundles whose metadata sets no ``qc_limits``."""
 UNCERTAINTY_LIMIT = 0.03
 """Mean uncertainty in the head mask, as a fraction of the input's robust maximum, above which an
-output is flagged."""
+output is flagged, for bundles whose metadata sets no ``qc_limits``."""
 MASK_SOURCE = "head mask: pipeline.transforms.BrainMask(region='head') on the input"
 
 
@@ -53,6 +60,22 @@ def qc_paths(output_path: str | os.PathLike) -> tuple[Path, Path]:
     out = Path(output_path)
     stem, _ = split_name(out)
     return out.with_name(f"{stem}_uncertainty.nii.gz"), out.with_name(f"{stem}_qc.png")
+
+
+def qc_limits(method: Any) -> dict[str, float]:
+    """The flagging limits for ``method``'s outputs: its bundle's ``qc_limits`` (set from the ``val`` split
+    by :mod:`pipeline.qc.limits`), else :data:`DATA_CONSISTENCY_LIMIT` and :data:`UNCERTAINTY_LIMIT`.
+
+    The residual and the spread differ between degradations (a thick-slice model leaves more of the input
+    unexplained than a bicubic one), so one limit cannot serve every bundle.
+    """
+    limits = {"data_consistency": DATA_CONSISTENCY_LIMIT, "uncertainty_relative": UNCERTAINTY_LIMIT}
+    inner = getattr(method, "method", method)  # an adapted method keeps its bundle's
+    info = getattr(inner, "bundle_info", None) or {}
+    if info.get("path"):
+        own = bundle_metadata(info["path"]).get("qc_limits") or {}
+        limits.update({key: float(own[key]) for key in limits if key in own})
+    return limits
 
 
 def _head_mask(lr: MetaTensor) -> np.ndarray:
@@ -94,11 +117,12 @@ def qc_measures(
     spread_np = spread[0].numpy()
     mean = float(spread_np[mask_sr].mean()) if mask_sr.any() else float(spread_np.mean())
     relative = mean / robust_intensity_scale(lr)
+    limits = qc_limits(method)
     flags = []
-    if consistency is not None and consistency > DATA_CONSISTENCY_LIMIT:
-        flags.append(f"data_consistency {consistency:.3f} > {DATA_CONSISTENCY_LIMIT}")
-    if relative > UNCERTAINTY_LIMIT:
-        flags.append(f"uncertainty_relative {relative:.4f} > {UNCERTAINTY_LIMIT}")
+    if consistency is not None and consistency > limits["data_consistency"]:
+        flags.append(f"data_consistency {consistency:.4f} > {limits['data_consistency']:.4f}")
+    if relative > limits["uncertainty_relative"]:
+        flags.append(f"uncertainty_relative {relative:.4f} > {limits['uncertainty_relative']:.4f}")
     record = {
         "data_consistency": consistency,
         "forward_model": model[1] if model is not None else None,
@@ -106,7 +130,7 @@ def qc_measures(
         "uncertainty_relative": relative,
         "augmentation": how,
         "mask": MASK_SOURCE,
-        "limits": {"data_consistency": DATA_CONSISTENCY_LIMIT, "uncertainty_relative": UNCERTAINTY_LIMIT},
+        "limits": limits,
         "flags": flags,
         "in_range": not flags,
     }

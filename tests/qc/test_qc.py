@@ -105,3 +105,23 @@ def test_cohort_report_lists_scans_out_of_range(tmp_path: Path, monkeypatch, cap
     assert "QC out of range: s0" in capsys.readouterr().out
     sidecar = json.loads((tmp_path / "out" / "s0_sr-thick_slice.json").read_text())
     assert sidecar["parameters"]["qc"] is True  # on by default for a manifest
+
+
+def test_limits_from_a_validation_run_go_into_the_bundle_and_are_used(tmp_path: Path) -> None:
+    from pipeline.qc import qc_limits
+    from pipeline.qc.limits import write_qc_limits
+
+    bundle = untrained_thick_slice_bundle(tmp_path / "b")
+    run = tmp_path / "val"
+    run.mkdir()
+    rows = [
+        {"scan_id": "v1", "method": "thick_slice", "data_consistency": 0.01, "uncertainty_relative": 0.002},
+        {"scan_id": "v2", "method": "thick_slice", "data_consistency": 0.02, "uncertainty_relative": 0.001},
+        {"scan_id": "v1", "method": "cubic", "data_consistency": None, "uncertainty_relative": None},
+    ]
+    pd.DataFrame(rows).to_csv(run / "per_scan_metrics.csv", index=False)
+    limits = write_qc_limits(bundle, run)
+    assert limits["data_consistency"] == 0.03 and limits["uncertainty_relative"] == 0.003 and "v1, v2" in limits["source"]
+    method = load_bundle_method(bundle, device="cpu", precision="fp32")
+    assert qc_limits(method) == {"data_consistency": 0.03, "uncertainty_relative": 0.003}
+    assert qc_limits(make_baseline("cubic"))["data_consistency"] == qc_check.DATA_CONSISTENCY_LIMIT
