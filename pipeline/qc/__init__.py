@@ -13,9 +13,10 @@ from pipeline.qc.check import (
     quality_check,
 )
 from pipeline.qc.consistency import data_consistency, forward_model
-from pipeline.qc.uncertainty import augmentations, tta_members
+from pipeline.qc.uncertainty import POOLING_SIGMA_VOXELS, augmentations, tta_members, uncertainty_map
 
 __all__ = [
+    "POOLING_SIGMA_VOXELS",
     "DATA_CONSISTENCY_LIMIT",
     "UNCERTAINTY_LIMIT",
     "QCMeasures",
@@ -27,4 +28,5 @@ __all__ = [
     "qc_paths",
     "quality_check",
     "tta_members",
+    "uncertainty_map",
 ]

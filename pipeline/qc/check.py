@@ -5,8 +5,9 @@ For an SR output ``sr.nii.gz`` of input ``lr``:
 
 - ``qc.data_consistency``: :func:`~pipeline.qc.data_consistency` inside the input's head mask;
 - ``sr_uncertainty.nii.gz``: the voxel-wise standard deviation of the test-time-augmented predictions
-  (:func:`~pipeline.qc.tta_members`), and ``qc.uncertainty_mean`` its mean inside the head mask
-  (input units; ``qc.uncertainty_relative`` divides it by the input's robust maximum);
+  (:func:`~pipeline.qc.tta_members`, pooled locally by :func:`~pipeline.qc.uncertainty_map`), and
+  ``qc.uncertainty_mean`` its mean inside the head mask (input units; ``qc.uncertainty_relative``
+  divides it by the input's robust maximum);
 - ``sr_qc.png``: three orthogonal views of cubic B-spline, the SR and the uncertainty.
 
 The head mask comes from the project's own :class:`~pipeline.transforms.BrainMask` (``region="head"``,
@@ -33,7 +34,7 @@ from pipeline.io import save_nifti
 from pipeline.io.atomic import split_name
 from pipeline.qc.consistency import data_consistency, forward_model
 from pipeline.qc.figure import plane_names, plot_qc_views
-from pipeline.qc.uncertainty import tta_members
+from pipeline.qc.uncertainty import tta_members, uncertainty_map
 from pipeline.transforms.brain_mask import BrainMask
 from pipeline.transforms.grid import as_numpy_affine, spacing_from_affine
 
@@ -110,7 +111,7 @@ def qc_measures(
     model = forward_model(method, lr, zoom, acquisition_overrides)
     consistency = data_consistency(sr, lr, model[0], mask) if model is not None else None
     members, how = tta_members(method, lr, zoom, sr)
-    spread = torch.stack([m.float() for m in members]).std(dim=0, unbiased=False)
+    spread = uncertainty_map(members)
     uncertainty = MetaTensor(spread, affine=sr.affine, meta={k: v for k, v in sr.meta.items() if k != "affine"})
     mask_lr = MetaTensor(torch.from_numpy(mask[None].astype(np.float32)), affine=lr.affine)
     mask_sr = make_baseline("nearest")(mask_lr, list(zoom))[0].numpy() > 0.5

@@ -1,12 +1,17 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
 """Uncertainty from test-time augmentation: the voxel-wise spread of predictions that should agree.
 
-- Through-plane SR already predicts twice, once per orientation of the planes that contain the slice
-  axis (:class:`~pipeline.inference.ThroughPlaneSR`): their standard deviation is the map, at no
-  extra cost.
+- Through-plane SR (:class:`~pipeline.inference.ThroughPlaneSR`) predicts once per orientation of the
+  planes that contain the slice axis. It runs again on the input flipped along the slice axis, along
+  both in-plane axes, and along all three; the two orientations of each run are members (8 in all).
 - Other networks run again on the input flipped along each upsampled axis, and transposed in-plane
-  (a 90° rotation and a flip) when the two upsampled axes have the same zoom; every output is mapped
-  back before the spread is taken.
+  (a 90° rotation and a flip) when the two upsampled axes have the same zoom.
+
+Every member is mapped back before the spread is taken. The map is the standard deviation of the
+members, its variance pooled over a Gaussian neighbourhood of :data:`POOLING_SIGMA_VOXELS` output
+voxels (a handful of members gives a noisy variance per voxel; pooling it raised the Spearman
+correlation of the map with ``|SR - HR|`` from 0.26-0.28 to 0.29-0.31 on the two ``val`` scans of
+``thick_slice`` under ``thick-4mm``, and from 0.20-0.21 to 0.27-0.29 for the two orientations alone).
 """
 
 from __future__ import annotations
@@ -14,22 +19,48 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from monai.data import MetaTensor
+from scipy.ndimage import gaussian_filter
 
-__all__ = ["augmentations", "tta_members"]
+__all__ = ["POOLING_SIGMA_VOXELS", "augmentations", "tta_members", "uncertainty_map"]
+
+POOLING_SIGMA_VOXELS = 1.0
+"""Standard deviation (output voxels) of the Gaussian that pools the members' variance."""
 
 Augmentation = tuple[str, Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]
 
 
-def augmentations(zoom: Sequence[float]) -> list[Augmentation]:
+def _flip(name: str, axes: Sequence[int]) -> Augmentation:
+    dims = [a + 1 for a in axes]  # (1, X, Y, Z): spatial axis a is tensor dim a + 1
+    return name, lambda v: v.flip(dims), lambda v: v.flip(dims)
+
+
+def augmentations(zoom: Sequence[float], through_plane: bool = False) -> list[Augmentation]:
     """(name, forward, inverse) test-time augmentations of a (1, X, Y, Z) volume that keep ``zoom``.
 
-    Flips along every upsampled axis; with exactly two upsampled axes of equal zoom, also their
-    transposition (which with the flips spans the in-plane 90° rotations).
+    Args:
+        zoom: the zoom per spatial axis.
+        through_plane: augmentations for a through-plane method (exactly one axis zoomed, the slice
+            axis ``t``): flips along ``t``, along both in-plane axes, and along all three. A flip along
+            one in-plane axis alone would only reorder one orientation's planes.
+
+    Otherwise: flips along every upsampled axis; with exactly two upsampled axes of equal zoom, also
+    their transposition (which with the flips spans the in-plane 90° rotations).
     """
     axes = [a for a, z in enumerate(zoom) if abs(z - 1.0) > 1e-6]
-    out: list[Augmentation] = [(f"flip{a}", lambda v, a=a: v.flip(a + 1), lambda v, a=a: v.flip(a + 1)) for a in axes]
+    if through_plane:
+        if len(axes) != 1:
+            raise ValueError(f"through-plane augmentations need exactly one zoomed axis, got zoom {tuple(zoom)}")
+        thick = axes[0]
+        in_plane = [a for a in range(3) if a != thick]
+        return [
+            _flip(f"flip{thick}", [thick]),
+            _flip(f"flip{in_plane[0]}{in_plane[1]}", in_plane),
+            _flip("flip012", [0, 1, 2]),
+        ]
+    out = [_flip(f"flip{a}", [a]) for a in axes]
     if len(axes) == 2 and abs(zoom[axes[0]] - zoom[axes[1]]) < 1e-6:
         a, b = axes
         out.append((f"transpose{a}{b}", lambda v: v.transpose(a + 1, b + 1), lambda v: v.transpose(a + 1, b + 1)))
@@ -40,26 +71,50 @@ def tta_members(method: Any, lr: MetaTensor, zoom: Sequence[float], sr: MetaTens
     """Predictions whose spread is the uncertainty, and how they were made.
 
     Args:
-        method: the method that made ``sr`` from ``lr`` (its ``last_members`` are used when it has two
-            or more, as :class:`~pipeline.inference.ThroughPlaneSR` does; an
-            :class:`~pipeline.inference.AdaptedSR` reruns the copy it adapted, ``last_adapted``).
+        method: the method that made ``sr`` from ``lr`` (a method whose ``last_members`` has two or more
+            entries is taken as through-plane: its members are kept and rerun under
+            :func:`augmentations` ``(through_plane=True)``; an :class:`~pipeline.inference.AdaptedSR`
+            reruns the copy it adapted, ``last_adapted``).
         lr: the input (1, X, Y, Z); zoom: its zoom; sr: the method's output for it.
 
     Returns:
         ``(members, how)``: (1, X', Y', Z') tensors on the output grid, in the input's units.
     """
-    members = list(getattr(method, "last_members", None) or [])
-    if len(members) >= 2:
-        return members, f"{len(members)} orientations of the planes containing the slice axis"
+    own = [m.float() for m in (getattr(method, "last_members", None) or [])]
+    through_plane = len(own) >= 2
     runner = getattr(method, "last_adapted", None) or method  # an adapted method reruns its adapted copy
-    members = [sr.as_tensor().float()]
+    members = list(own) if through_plane else [sr.as_tensor().float()]
     names = []
-    for name, forward, inverse in augmentations(zoom):
+    for name, forward, inverse in augmentations(zoom, through_plane=through_plane):
         augmented = MetaTensor(
             forward(lr.as_tensor()).contiguous(),
             affine=lr.affine,
             meta={k: v for k, v in lr.meta.items() if k != "affine"},
         )
-        members.append(inverse(runner(augmented, zoom).as_tensor().float()).contiguous())
+        output = runner(augmented, zoom).as_tensor().float()
+        outputs = [m.float() for m in runner.last_members] if through_plane else [output]
+        members.extend(inverse(o).contiguous() for o in outputs)
         names.append(name)
-    return members, "identity + " + ", ".join(names) if names else "identity only (no augmentation keeps this zoom)"
+    if through_plane:
+        runner.last_members = own  # the reruns replaced them; they describe ``sr`` again
+    first = f"{len(own)} orientations of the planes containing the slice axis" if through_plane else "identity"
+    if not names:
+        return members, f"{first} only (no augmentation keeps this zoom)"
+    per_run = f", each orientation per run ({len(members)} members)" if through_plane else ""
+    return members, f"{first} x (identity, {', '.join(names)}){per_run}"
+
+
+def uncertainty_map(members: Sequence[torch.Tensor], sigma: float = POOLING_SIGMA_VOXELS) -> torch.Tensor:
+    """The members' voxel-wise standard deviation, its variance pooled by a Gaussian of ``sigma`` voxels.
+
+    Args:
+        members: (1, X, Y, Z) predictions on the same grid.
+        sigma: pooling width (output voxels); 0 gives the plain standard deviation.
+
+    Returns:
+        (1, X, Y, Z) float32 tensor, in the members' units.
+    """
+    variance = torch.stack([m.float() for m in members]).var(dim=0, unbiased=False).numpy()
+    if sigma > 0:
+        variance = gaussian_filter(variance, sigma=(0, sigma, sigma, sigma), mode="nearest")
+    return torch.from_numpy(np.sqrt(np.maximum(variance, 0.0)).astype(np.float32))

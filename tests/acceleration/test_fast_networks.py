@@ -97,14 +97,19 @@ def test_fast_mdcsrn_reduced_precision_keeps_the_image_path_in_float32() -> None
 def _synthetic_case(protocol_name: str) -> tuple[MetaTensor, np.ndarray, np.ndarray, list[float]]:
     """(LR, HR array, mask, zoom): a small textured synthetic 'brain' degraded by a protocol."""
     protocol = get_protocol(protocol_name)
-    shape = (24, 24, 24) if protocol_name.startswith("kspace") else (32, 28, 6)
+    if protocol_name.startswith("kspace"):
+        shape = (24, 24, 24)
+    elif protocol_name.startswith("thick"):
+        shape = (24, 20, 24)  # 4 mm slices of 1 mm voxels: 6 slices
+    else:
+        shape = (32, 28, 6)
     rng = np.random.default_rng(3)
     grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))
     mask = (grid**2).sum(0) < 0.8
     texture = ndimage.gaussian_filter(rng.normal(size=shape), 1.5)
     hr_array = (mask * (100 + 400 * texture) + 5).astype(np.float32)
     hr = MetaTensor(torch.from_numpy(hr_array)[None], affine=torch.eye(4))
-    return protocol.degrade(hr), hr_array, mask, [float(z) for z in protocol.zoom]
+    return protocol.degrade(hr), hr_array, mask, [float(z) for z in protocol.zoom_for([1.0, 1.0, 1.0])]
 
 
 @pytest.mark.parametrize("name", available_bundles())

@@ -8,6 +8,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from monai.data import MetaTensor
 
@@ -16,7 +17,7 @@ from pipeline.cli.main import main
 from pipeline.inference import load_bundle_method, make_baseline, super_resolve_file
 from pipeline.inference.methods import BUNDLES_DIR
 from pipeline.protocols import get_protocol
-from pipeline.qc import augmentations, data_consistency, forward_model, qc_measures, tta_members
+from pipeline.qc import augmentations, data_consistency, forward_model, qc_measures, tta_members, uncertainty_map
 from tests.conftest import head_volume, untrained_thick_slice_bundle
 
 
@@ -49,9 +50,35 @@ def test_forward_model_follows_the_method(tmp_path: Path) -> None:
 def test_augmentations_keep_the_zoom() -> None:
     assert [name for name, *_ in augmentations([2.0, 2.0, 1.0])] == ["flip0", "flip1", "transpose01"]
     assert [name for name, *_ in augmentations([1.0, 1.0, 4.0])] == ["flip2"]
+    assert [name for name, *_ in augmentations([4.0, 1.0, 1.0], through_plane=True)] == ["flip0", "flip12", "flip012"]
     volume = torch.rand(1, 4, 4, 3)
-    for _, forward, inverse in augmentations([2.0, 2.0, 1.0]):
+    for _, forward, inverse in augmentations([2.0, 2.0, 1.0]) + augmentations([1.0, 1.0, 4.0], through_plane=True):
         torch.testing.assert_close(inverse(forward(volume)), volume)
+    with pytest.raises(ValueError, match="exactly one zoomed axis"):
+        augmentations([2.0, 2.0, 1.0], through_plane=True)
+
+
+def test_uncertainty_map_pools_the_variance_locally() -> None:
+    members = [torch.zeros(1, 9, 9, 9), torch.zeros(1, 9, 9, 9)]
+    members[1][0, 4, 4, 4] = 2.0  # one disagreeing voxel: standard deviation 1 there
+    plain = uncertainty_map(members, sigma=0)
+    assert plain[0, 4, 4, 4] == pytest.approx(1.0) and plain.sum() == pytest.approx(1.0)
+    pooled = uncertainty_map(members)
+    assert pooled.shape == (1, 9, 9, 9) and 0 < pooled[0, 4, 4, 4] < 1.0 and pooled[0, 5, 4, 4] > 0
+    assert (pooled**2).sum() == pytest.approx(1.0, rel=1e-3)  # pooling keeps the total variance
+
+
+def test_through_plane_members_are_mapped_back(tmp_path: Path) -> None:
+    method = load_bundle_method(untrained_thick_slice_bundle(tmp_path / "b"), device="cpu", precision="fp32")
+    lr = get_protocol("thick-4mm").degrade(hr_volume((20, 22, 24)))
+    sr = method(lr, [1.0, 1.0, 4.0])
+    members, how = tta_members(method, lr, [1.0, 1.0, 4.0], sr)
+    assert len(members) == 8 and how.startswith("2 orientations") and "flip012" in how
+    # the network is translation-equivariant away from the borders, so every mapped-back member is
+    # close to the unaugmented output; a member left flipped would not be
+    inner = (slice(None), slice(3, -3), slice(3, -3), slice(6, -6))
+    for member in members:
+        assert torch.corrcoef(torch.stack([member[inner].flatten(), sr[inner].as_tensor().flatten()]))[0, 1] > 0.95
 
 
 def test_in_plane_uncertainty_comes_from_test_time_augmentation() -> None:
@@ -121,7 +148,9 @@ def test_limits_from_a_validation_run_go_into_the_bundle_and_are_used(tmp_path: 
     ]
     pd.DataFrame(rows).to_csv(run / "per_scan_metrics.csv", index=False)
     limits = write_qc_limits(bundle, run)
-    assert limits["data_consistency"] == 0.03 and limits["uncertainty_relative"] == 0.003 and "v1, v2" in limits["source"]
+    assert (
+        limits["data_consistency"] == 0.03 and limits["uncertainty_relative"] == 0.003 and "v1, v2" in limits["source"]
+    )
     method = load_bundle_method(bundle, device="cpu", precision="fp32")
     assert qc_limits(method) == {"data_consistency": 0.03, "uncertainty_relative": 0.003}
     assert qc_limits(make_baseline("cubic"))["data_consistency"] == qc_check.DATA_CONSISTENCY_LIMIT
