@@ -17,7 +17,7 @@ otherwise; every LR slice covers exactly the output voxels it was averaged from.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -117,7 +117,12 @@ def input_acquisition(
 
 
 def simulate_thick_slices(
-    volume: torch.Tensor, thickness: float, step: float, profile: str, offset: int = 0
+    volume: torch.Tensor,
+    thickness: float,
+    step: float,
+    profile: str,
+    offset: int = 0,
+    slice_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Thick slices along the last axis of ``volume``, interpolated back onto its grid (training pairs).
 
@@ -127,6 +132,8 @@ def simulate_thick_slices(
         step: slice spacing in voxels (thickness + gap; need not be whole).
         profile: "gaussian" or "boxcar" (:class:`~pipeline.transforms.ThickSlice`).
         offset: voxels dropped at the start of the last axis first (the slice phase).
+        slice_transform: applied to the thick slices before they are interpolated (acquisition noise,
+            :class:`~pipeline.transforms.domain.RandLRNoise`).
 
     Returns:
         ``(slices, upsampled)``: the (C, A, B, m) thick slices, and the slices cubic-B-spline-interpolated
@@ -137,6 +144,8 @@ def simulate_thick_slices(
     voxel = MetaTensor(volume[..., offset:].float(), affine=torch.eye(4, dtype=torch.float64))
     acquisition = SliceAcquisition(max(thickness, 1.0), max(0.0, step - max(thickness, 1.0)), profile, 2)
     slices = acquisition.transform()(voxel).as_tensor()
+    if slice_transform is not None:
+        slices = torch.as_tensor(slice_transform(slices)).float()
     m = slices.shape[-1]
     n_out = min(int(math.floor(m * step + 1e-6)), voxel.shape[-1])
     return slices, apply_along_axis(slices, interpolation_matrix(m, n_out, step), 2).float()

@@ -4,7 +4,10 @@
 Training: each scan's HR volume and brain mask are loaded, the LR is synthesised on the fly and
 brought to the network's input grid, all cached once per scan (``CacheDataset``); every access then
 draws fresh random aligned patch pairs inside the mask. One item = ``num_samples`` pairs, so a
-``DataLoader`` batch of ``b`` items holds ``b · num_samples`` patches.
+``DataLoader`` batch of ``b`` items holds ``b · num_samples`` patches. With a domain-randomisation
+recipe (``domain``), only the loaded volumes are cached: every access crops a random box around the
+brain, augments the HR (:func:`~pipeline.transforms.domain.domain_randomization`), synthesises the LR
+from the augmented HR, adds acquisition noise to the LR on its own grid, and samples the patches.
 
 Validation: whole volumes on the LR grid (``NetworkSR`` does the upsampling, as at inference),
 intensities divided by the HR's robust maximum, plus the non-learned baseline, cached per scan.
@@ -13,20 +16,21 @@ intensities divided by the HR's robust maximum, plus the non-learned baseline, c
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from monai.data import CacheDataset
-from monai.transforms import Compose
+from monai.transforms import Compose, DeleteItemsd, MapTransform
 
 from pipeline.inference.network_method import choose_slice_axis
 from pipeline.manifests import read_manifest, row_path, scan_id
 from pipeline.protocols import get_protocol
-from pipeline.transforms.brain_crop import brain_crops
+from pipeline.transforms.brain_crop import RandBrainBoxd, brain_crops
+from pipeline.transforms.domain import RandLRNoised, domain_randomization
 from pipeline.training.patches import RandPairedPatchd
-from pipeline.training.volumes import BaselineSRd, LoadVolumed, SynthesizeLRd, input_zoom
+from pipeline.training.volumes import BaselineSRd, LoadVolumed, SynthesizeLRd, ToNetworkInputd, input_zoom
 
-__all__ = ["scan_records", "training_dataset", "validation_dataset"]
+__all__ = ["augmented_volumes", "scan_records", "training_dataset", "validation_dataset"]
 
 
 def scan_records(
@@ -35,6 +39,7 @@ def scan_records(
     *,
     data_root: str | os.PathLike | None = None,
     max_scans: int | None = None,
+    with_labels: bool = False,
 ) -> list[dict[str, str]]:
     """The ``split`` rows of a manifest as ``{"scan_id", "subject_id", "hr", "mask"}`` dicts (absolute paths).
 
@@ -43,21 +48,45 @@ def scan_records(
         split: "train", "val" or "test".
         data_root: folder that relative paths resolve against (default: the manifest's folder).
         max_scans: keep only the first ``max_scans`` rows (quick runs); ``None`` keeps all.
+        with_labels: also ``"labels"``, the anatomical label map, for rows that have one.
     """
     table = read_manifest(manifest, data_root=data_root, split=split, require=("hr", "mask"))
     if max_scans is not None:
         if max_scans < 1:
             raise ValueError(f"max_scans must be >= 1 or None, got {max_scans}")
         table = table.iloc[:max_scans]
-    return [
-        {
+    records = []
+    for _, row in table.iterrows():
+        record = {
             "scan_id": scan_id(row),
             "subject_id": str(row["subject_id"]),
             "hr": row_path(row, "hr"),
             "mask": row_path(row, "mask"),
         }
-        for _, row in table.iterrows()
-    ]
+        labels = row.get("labels") if with_labels else None
+        if isinstance(labels, str) and labels.strip():
+            record["labels"] = row_path(row, "labels")
+        records.append(record)
+    return records
+
+
+def augmented_volumes(
+    domain: Mapping[str, Any], box: Sequence[int] | None
+) -> tuple[list[MapTransform], RandLRNoised]:
+    """Load, crop and augment one scan's volumes; and the LR noise of the same recipe.
+
+    Returns:
+        ``(transforms, lr_noise)``: loading of ``hr``, ``mask`` and (if listed) ``labels``, a random box
+        of ``box`` voxels around the brain (``None``: the whole volume), the recipe's object transforms on
+        the HR, and the label map dropped; ``lr_noise`` goes after the LR synthesis.
+    """
+    keys = ["hr", "mask", "labels"]
+    object_transforms, lr_noise = domain_randomization(domain)
+    transforms: list[MapTransform] = [LoadVolumed(keys, allow_missing_keys=True)]
+    if box is not None:
+        transforms.append(RandBrainBoxd(keys, box, allow_missing_keys=True))
+    transforms += [*object_transforms, DeleteItemsd("labels")]
+    return transforms, lr_noise
 
 
 def training_dataset(
@@ -76,6 +105,8 @@ def training_dataset(
     cache_rate: float = 1.0,
     num_workers: int = 0,
     seed: int = 0,
+    domain: Mapping[str, Any] | None = None,
+    box: Sequence[int] | None = None,
 ) -> CacheDataset:
     """Random aligned patch pairs ``{"lr": (1, *patch), "hr": (1, *patch·zoom), ...}`` of a manifest split.
 
@@ -95,6 +126,10 @@ def training_dataset(
         cache_rate: fraction of the prepared scans kept in memory.
         num_workers: threads that prepare the cache.
         seed: seeds the patch sampler (``set_determinism`` and the DataLoader reseed it as usual).
+        domain: a domain-randomisation recipe (:class:`~pipeline.transforms.domain.DomainRecipe` fields;
+            ``{}`` = its defaults); ``None`` trains on the scans as they are.
+        box: with ``domain``: the HR box (voxels; non-positive = whole axis) cropped around a random brain
+            voxel before augmenting, so an access costs little more than its patches.
     """
     if spatial_dims not in (2, 3):
         raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
@@ -105,11 +140,19 @@ def training_dataset(
     sampler = RandPairedPatchd(
         patch_size, zoom=zoom, num_samples=num_samples, slice_axis=slice_axis if spatial_dims == 2 else None
     )
-    transform = Compose(
-        [LoadVolumed(["hr", "mask"]), SynthesizeLRd(proto, upsampling, scale_reference=scale_reference), sampler]
-    )
+    if domain is None:
+        steps = [LoadVolumed(["hr", "mask"]), SynthesizeLRd(proto, upsampling, scale_reference=scale_reference)]
+    else:
+        volumes, lr_noise = augmented_volumes(domain, box)
+        steps = [
+            *volumes,
+            SynthesizeLRd(proto, "network", scale_reference=scale_reference),
+            lr_noise,
+            ToNetworkInputd(upsampling),
+        ]
+    transform = Compose([*steps, sampler])
     transform.set_random_state(seed=seed)
-    records = scan_records(manifest, split, data_root=data_root, max_scans=max_scans)
+    records = scan_records(manifest, split, data_root=data_root, max_scans=max_scans, with_labels=domain is not None)
     return CacheDataset(
         records, transform, cache_rate=cache_rate, num_workers=num_workers, progress=False, copy_cache=False
     )

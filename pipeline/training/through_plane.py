@@ -16,6 +16,7 @@ import os
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from monai.data import CacheDataset
 from monai.transforms import Compose, MapTransform, Randomizable, RandFlipd
@@ -23,9 +24,10 @@ from monai.transforms import Compose, MapTransform, Randomizable, RandFlipd
 from pipeline.inference.scaling import network_intensity_mapping
 from pipeline.inference.through_plane import simulate_thick_slices
 from pipeline.protocols import SliceAcquisition
-from pipeline.training.datasets import scan_records
+from pipeline.training.datasets import augmented_volumes, scan_records
 from pipeline.training.patches import RandPairedPatchd
 from pipeline.training.volumes import LoadVolumed
+from pipeline.transforms.domain import RandLRNoise
 from pipeline.transforms.grid import spacing_from_affine
 from pipeline.transforms.lr_thick_slice import PROFILES
 
@@ -47,6 +49,8 @@ class RandThroughPlanePaird(Randomizable, MapTransform):
         mask_key: brain mask on the HR grid in; reordered and cropped boolean mask out.
         lr_key: where the network input (the LR interpolated onto the HR grid) is written.
         acquisition_key: where the drawn acquisition is written (a dict, for logs and tests).
+        slice_noise: acquisition noise added to the thick slices before they are interpolated
+            (:class:`~pipeline.transforms.domain.RandLRNoise`, seeded with this transform); ``None``: none.
 
     Returns (per call):
         ``lr_key``, ``hr_key`` (1, A, B, N) float32 and ``mask_key`` (1, A, B, N) bool, axes ordered as
@@ -66,6 +70,7 @@ class RandThroughPlanePaird(Randomizable, MapTransform):
         mask_key: str = "mask",
         lr_key: str = "lr",
         acquisition_key: str = "acquisition",
+        slice_noise: RandLRNoise | None = None,
     ) -> None:
         super().__init__([hr_key, mask_key])
         if len(thickness_mm) != 2 or not 0 < thickness_mm[0] <= thickness_mm[1]:
@@ -84,10 +89,19 @@ class RandThroughPlanePaird(Randomizable, MapTransform):
             raise ValueError(f"max_planes must be >= 1 or None, got {max_planes}")
         self.max_planes = max_planes
         self.hr_key, self.mask_key, self.lr_key, self.acquisition_key = hr_key, mask_key, lr_key, acquisition_key
+        self.slice_noise = slice_noise
         self._acquisition = SliceAcquisition(self.thickness_mm[0])
         self._first_in_plane = 0
         self._phase = 0.0
         self._slab_seed = 0.0
+
+    def set_random_state(
+        self, seed: int | None = None, state: np.random.RandomState | None = None
+    ) -> RandThroughPlanePaird:
+        super().set_random_state(seed, state)
+        if self.slice_noise is not None:
+            self.slice_noise.set_random_state(state=self.R)
+        return self
 
     def randomize(self, data: Any = None) -> None:
         """Draw the acquisition, which in-plane axis comes first, and the slice phase (a fraction)."""
@@ -119,7 +133,7 @@ class RandThroughPlanePaird(Randomizable, MapTransform):
             hr_t, mask_t = hr_t[:, start : start + self.max_planes], mask_t[:, start : start + self.max_planes]
         step, thickness = acq.spacing_mm / spacing, acq.thickness_mm / spacing
         offset = int(self._phase * math.ceil(step)) % max(1, hr_t.shape[-1] - int(math.ceil(step)))
-        slices, lr_up = simulate_thick_slices(hr_t, thickness, step, acq.profile, offset)
+        slices, lr_up = simulate_thick_slices(hr_t, thickness, step, acq.profile, offset, self.slice_noise)
         n_out = lr_up.shape[-1]
         hr_t, mask_t = hr_t[..., offset : offset + n_out], mask_t[..., offset : offset + n_out]
         shift, scale = network_intensity_mapping(slices)
@@ -152,6 +166,8 @@ def through_plane_training_dataset(
     cache_rate: float = 1.0,
     num_workers: int = 0,
     seed: int = 0,
+    domain: Mapping[str, Any] | None = None,
+    box: Sequence[int] | None = None,
 ) -> CacheDataset:
     """Random through-plane patch pairs ``{"lr": (1, H, W), "hr": (1, H, W)}``, thick axis last (W).
 
@@ -166,20 +182,27 @@ def through_plane_training_dataset(
             :func:`pipeline.training.training_dataset`.
         thickness_mm, gap_mm, profiles, axes, max_planes: the acquisitions drawn and the slab simulated
             per access (:class:`RandThroughPlanePaird`).
+        domain, box: a domain-randomisation recipe and the box it acts on, as
+            :func:`pipeline.training.training_dataset`; the recipe's noise goes on the thick slices.
     """
     if len(patch_size) != 2:
         raise ValueError(f"patch_size needs 2 sizes (in-plane, thick), got {tuple(patch_size)}")
+    if domain is None:
+        volumes, slice_noise = [LoadVolumed(["hr", "mask"])], None
+    else:
+        volumes, lr_noise = augmented_volumes(domain, box)
+        slice_noise = lr_noise.noise
     transform = Compose(
         [
-            LoadVolumed(["hr", "mask"]),
-            RandThroughPlanePaird(thickness_mm, gap_mm, profiles, axes, max_planes),
+            *volumes,
+            RandThroughPlanePaird(thickness_mm, gap_mm, profiles, axes, max_planes, slice_noise=slice_noise),
             RandPairedPatchd(patch_size, zoom=(1, 1, 1), num_samples=num_samples, slice_axis=0),
             RandFlipd(["lr", "hr"], prob=0.5, spatial_axis=0),
             RandFlipd(["lr", "hr"], prob=0.5, spatial_axis=1),
         ]
     )
     transform.set_random_state(seed=seed)
-    records = scan_records(manifest, split, data_root=data_root, max_scans=max_scans)
+    records = scan_records(manifest, split, data_root=data_root, max_scans=max_scans, with_labels=domain is not None)
     return CacheDataset(
         records, transform, cache_rate=cache_rate, num_workers=num_workers, progress=False, copy_cache=False
     )

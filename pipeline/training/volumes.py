@@ -29,7 +29,15 @@ from pipeline.io import load_mask, load_volume
 from pipeline.protocols import Protocol, crop_to_multiple, get_protocol
 from pipeline.transforms.grid import spacing_from_affine
 
-__all__ = ["UPSAMPLING_MODES", "LoadVolumed", "SynthesizeLRd", "BaselineSRd", "to_network_input", "input_zoom"]
+__all__ = [
+    "UPSAMPLING_MODES",
+    "LoadVolumed",
+    "SynthesizeLRd",
+    "ToNetworkInputd",
+    "BaselineSRd",
+    "to_network_input",
+    "input_zoom",
+]
 
 def input_zoom(zoom: Sequence[float], upsampling: str) -> tuple[int, int, int]:
     """HR voxels per network-input voxel: the protocol's (integer) zoom for "network", else all ones."""
@@ -134,6 +142,30 @@ class SynthesizeLRd(MapTransform):
         d[self.mask_key] = crop_to_multiple(mask, zoom) > 0
         d[self.scale_key] = scale
         d[self.zoom_key] = [float(z) for z in zoom]
+        return d
+
+
+class ToNetworkInputd(MapTransform):
+    """Bring an LR volume from its own grid to the network's input grid (:func:`to_network_input`).
+
+    Used after :class:`SynthesizeLRd` ``(upsampling="network")`` when something must act on the LR on
+    its own grid first (acquisition noise, :class:`~pipeline.transforms.domain.RandLRNoise`).
+
+    Args:
+        upsampling: the network's input grid, as ``NetworkSR.upsampling``.
+        lr_key: the LR (1, x, y, z) in, the network input out.
+        zoom_key: the zoom :class:`SynthesizeLRd` wrote.
+    """
+
+    def __init__(self, upsampling: str, lr_key: str = "lr", zoom_key: str = "zoom") -> None:
+        super().__init__([lr_key])
+        if upsampling not in UPSAMPLING_MODES:
+            raise ValueError(f"upsampling must be one of {UPSAMPLING_MODES}, got {upsampling!r}")
+        self.upsampling, self.lr_key, self.zoom_key = upsampling, lr_key, zoom_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        d[self.lr_key] = to_network_input(d[self.lr_key], d[self.zoom_key], self.upsampling)
         return d
 
 

@@ -10,13 +10,17 @@ volumes keep their world coordinates.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
 
-from monai.transforms import CenterSpatialCropd, CropForegroundd, MapTransform
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.transforms import CenterSpatialCropd, CropForegroundd, MapTransform, Randomizable, SpatialCrop
 
 from pipeline.transforms.grid import zoom_divisor
 
-__all__ = ["BRAIN_CROP_MARGIN", "brain_crops", "zoom_divisor"]
+__all__ = ["BRAIN_CROP_MARGIN", "RandBrainBoxd", "brain_crops", "zoom_divisor"]
 
 BRAIN_CROP_MARGIN = 8
 """HR voxels kept around the brain mask's bounding box."""
@@ -63,3 +67,56 @@ def brain_crops(
     if roi_size is not None:
         crops.append(CenterSpatialCropd(list(keys), roi_size))
     return crops
+
+
+class RandBrainBoxd(Randomizable, MapTransform):
+    """Crop ``keys`` alike to a random box of ``size`` voxels centred on a random brain voxel.
+
+    Training transforms that cost in proportion to the volume (an augmentation, a degradation) run on
+    the box instead of the whole scan. MONAI's mask-driven crops (``RandCropByPosNegLabeld``) return a
+    list of samples; this returns one dictionary, so the transforms after it see one volume. The crop
+    is MONAI's ``SpatialCrop``, which updates the affine.
+
+    Args:
+        keys: (1, X, Y, Z) volumes on one grid (HR, mask, labels).
+        mask_key: the brain mask among them (nonzero = brain); an empty mask centres the box.
+        size: box size per axis (voxels); a non-positive entry keeps that axis whole, and a box larger
+            than the volume is clipped to it.
+        multiple: every cropped size is rounded down to a multiple of these (e.g. the protocol's zoom).
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        size: Sequence[int],
+        mask_key: str = "mask",
+        multiple: Sequence[int] = (1, 1, 1),
+        allow_missing_keys: bool = False,
+    ) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        if len(size) != 3 or len(multiple) != 3:
+            raise ValueError(f"size and multiple need 3 values, got {tuple(size)} and {tuple(multiple)}")
+        self.size, self.mask_key, self.multiple = [int(v) for v in size], mask_key, [int(m) for m in multiple]
+        self._pick = 0.0
+
+    def randomize(self, data: Any = None) -> None:
+        self._pick = float(self.R.uniform())
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        self.randomize()
+        mask = torch.as_tensor(d[self.mask_key])[0] > 0
+        shape = list(mask.shape)
+        brain = torch.nonzero(mask)
+        centre = brain[int(self._pick * len(brain))].tolist() if len(brain) else [n // 2 for n in shape]
+        start, end = [], []
+        for c, n, s, m in zip(centre, shape, self.size, self.multiple):
+            width = n if s <= 0 else min(s, n)
+            width -= width % m
+            first = int(np.clip(c - width // 2, 0, n - width))
+            start.append(first)
+            end.append(first + width)
+        crop = SpatialCrop(roi_start=start, roi_end=end)
+        for key in self.key_iterator(d):
+            d[key] = crop(d[key])
+        return d

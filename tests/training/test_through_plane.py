@@ -56,3 +56,15 @@ def test_dataset_gives_2d_patches_with_centres_in_the_mask(synthetic_manifest: P
     for item in items:
         assert item["lr"].shape == item["hr"].shape == (1, 8, 8)
         assert torch.isfinite(item["lr"]).all()
+
+
+def test_domain_randomised_through_plane_pairs(synthetic_manifest: Path) -> None:
+    """With a recipe, every access augments the HR anew and adds noise to the thick slices only."""
+    kwargs = dict(num_samples=2, max_scans=1, seed=3, thickness_mm=(2.0, 3.0), gap_mm=(0.0, 0.0), box=[20, 20, -1])
+    clean = through_plane_training_dataset(synthetic_manifest, [8, 8], domain={"noise": 0.0, "bias": 1.0}, **kwargs)
+    noisy = through_plane_training_dataset(synthetic_manifest, [8, 8], domain={"noise": 1.0, "bias": 1.0}, **kwargs)
+    a, b = clean[0][0], noisy[0][0]
+    assert a["lr"].shape == a["hr"].shape == (1, 8, 8) and torch.isfinite(b["lr"]).all()
+    torch.testing.assert_close(a["hr"], b["hr"], atol=0.05, rtol=0.05)  # same HR draw, scaled by a noisy LR
+    assert not torch.allclose(a["lr"], b["lr"], atol=1e-3)
+    assert not torch.equal(clean[0][0]["hr"], a["hr"])  # a new augmentation per access
