@@ -12,7 +12,7 @@ on the fly from a manifest and a named degradation protocol), MONAI's ``Supervis
 
 from __future__ import annotations
 
-from pipeline.training.datasets import scan_records, training_dataset, validation_dataset
+from pipeline.training.datasets import augmented_volumes, scan_records, training_dataset, validation_dataset
 from pipeline.training.distributed import is_secondary_rank
 from pipeline.training.engines import SRVolumeEvaluator, prepare_sr_batch
 from pipeline.training.fast import FastTrainingInferer, to_channels_last
@@ -37,6 +37,7 @@ from pipeline.training.volumes import (
     BaselineSRd,
     LoadVolumed,
     SynthesizeLRd,
+    ToNetworkInputd,
     input_zoom,
     to_network_input,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "SRVolumeEvaluator",
     "TimeBudget",
     "SynthesizeLRd",
+    "ToNetworkInputd",
     "WGANGPTrainer",
     "bundle_workflow",
     "is_secondary_rank",
@@ -73,6 +75,7 @@ __all__ = [
     "param_groups",
     "PerVolumeMean",
     "prepare_sr_batch",
+    "augmented_volumes",
     "scan_records",
     "to_channels_last",
     "to_network_input",

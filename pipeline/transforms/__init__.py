@@ -9,8 +9,17 @@ from pipeline.transforms.bias_field import (
     N4BiasFieldCorrectionD,
     N4BiasFieldCorrectionDict,
 )
-from pipeline.transforms.brain_crop import BRAIN_CROP_MARGIN, brain_crops
+from pipeline.transforms.brain_crop import BRAIN_CROP_MARGIN, RandBrainBoxd, brain_crops
 from pipeline.transforms.brain_mask import BrainMask, BrainMaskd, BrainMaskD, BrainMaskDict
+from pipeline.transforms.domain import (
+    DomainRecipe,
+    RandBackgroundd,
+    RandInvertContrastd,
+    RandLabelContrastd,
+    RandLRNoise,
+    RandLRNoised,
+    domain_randomization,
+)
 from pipeline.transforms.grid import spacing_from_affine, voxel_to_world, zoom_divisor, zoomed_affine, zoomed_shape
 from pipeline.transforms.intensity import (
     NORMALIZATION_META_KEY,
@@ -36,6 +45,14 @@ from pipeline.transforms.lr_resize import AntialiasedResize, AntialiasedResized,
 from pipeline.transforms.lr_thick_slice import ThickSlice, ThickSliced, ThickSliceD, ThickSliceDict
 
 __all__ = [
+    "DomainRecipe",
+    "RandBackgroundd",
+    "RandBrainBoxd",
+    "RandInvertContrastd",
+    "RandLabelContrastd",
+    "RandLRNoise",
+    "RandLRNoised",
+    "domain_randomization",
     "BRAIN_CROP_MARGIN",
     "brain_crops",
     "zoom_divisor",
