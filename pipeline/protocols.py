@@ -11,6 +11,10 @@ In-plane protocols change the grid by a fixed factor (``zoom``). The through-pla
 ``thick-5mm-gap1mm``) is defined in mm: slices of thickness ``T`` every ``S = T + G`` mm, so its
 zoom depends on the HR spacing ``d`` along the slice axis (``S / d``, need not be whole;
 :meth:`Protocol.zoom_for`). Its ``zoom`` attribute is the zoom for 1 mm HR voxels.
+
+Any protocol name may end in ``+rician<P>`` (e.g. ``bicubic-x2+rician3``): the same degradation, then
+Rician noise of standard deviation ``P`` % of the LR's robust maximum (:func:`with_rician_noise`), for
+scoring the bundles on noisy inputs.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from monai.data import MetaTensor
-from monai.transforms import Transform
+from monai.transforms import Compose, Lambda, Transform
 
+from pipeline.transforms.domain import RandLRNoise
 from pipeline.transforms.grid import spacing_from_affine, zoom_divisor
 from pipeline.transforms.lr_blur import BlurDownsample
 from pipeline.transforms.lr_kspace import KSpaceTruncation
@@ -38,6 +43,7 @@ __all__ = [
     "protocol_name",
     "crop_to_multiple",
     "thick_slice_protocol",
+    "with_rician_noise",
     "zoom_divisor",
 ]
 
@@ -240,18 +246,54 @@ PROTOCOLS: dict[str, Protocol] = {
 """The named protocols; any other ``thick-...`` name of the through-plane family is parsed on request."""
 
 
+_RICIAN_SUFFIX = re.compile(r"^(?P<base>.+)\+rician(?P<percent>\d+(?:\.\d+)?)$")
+
+
+def with_rician_noise(protocol: Protocol, percent: float) -> Protocol:
+    """``protocol`` followed by Rician noise of standard deviation ``percent`` % of the LR's robust maximum.
+
+    The noise is the magnitude of complex Gaussian noise on the LR grid
+    (:class:`~pipeline.transforms.domain.RandLRNoise` at a fixed level), drawn from the protocol's seed:
+    the same LR for the same scan every time. Named ``<protocol>+rician<percent>``.
+    """
+    if percent <= 0:
+        raise ValueError(f"the noise level must be > 0 %, got {percent}")
+    level = float(percent) / 100.0
+
+    def record_noise(lr: torch.Tensor) -> torch.Tensor:
+        if isinstance(lr, MetaTensor) and isinstance(lr.meta.get("degradation"), dict):
+            noise = {"kind": "rician", "sd_fraction_of_robust_max": level}
+            lr.meta["degradation"] = {**lr.meta["degradation"], "noise": noise}
+        return lr
+
+    def make_transform() -> Transform:
+        noise = RandLRNoise(prob=1.0, max_std=level, min_std=level, kinds=("rician",))
+        return Compose([protocol.make_transform(), noise, Lambda(record_noise)])
+
+    return replace(
+        protocol,
+        name=f"{protocol.name}+rician{_mm(percent)}",
+        description=f"{protocol.description}, then Rician noise (sd {_mm(percent)} % of the LR's robust maximum)",
+        make_transform=make_transform,
+    )
+
+
 def get_protocol(name: str) -> Protocol:
-    """The protocol called ``name`` (a named one, or any name of the ``thick-...`` family).
+    """The protocol called ``name`` (a named one, any name of the ``thick-...`` family, either with ``+rician<P>``).
 
     Raises:
         ValueError: an unknown name (the message lists the named protocols and the family pattern).
     """
+    noisy = _RICIAN_SUFFIX.match(name)
+    if noisy is not None:
+        return with_rician_noise(get_protocol(noisy["base"]), float(noisy["percent"]))
     if name in PROTOCOLS:
         return PROTOCOLS[name]
     match = _THICK_NAME.match(name)
     if match is None:
         raise ValueError(
-            f"unknown protocol {name!r}; known: {sorted(PROTOCOLS)} or thick-<T>mm[-gap<G>mm][-boxcar][-axis<A>]"
+            f"unknown protocol {name!r}; known: {sorted(PROTOCOLS)} or thick-<T>mm[-gap<G>mm][-boxcar][-axis<A>],"
+            " optionally followed by +rician<P> (noise of P % of the LR's robust maximum)"
         )
     return thick_slice_protocol(
         float(match["t"]),

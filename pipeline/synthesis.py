@@ -4,7 +4,10 @@
 - ``t2``, ``flair``, ``random``: synthetic images from the manifest's anatomical ``labels``
   (:class:`~pipeline.transforms.label_contrast.LabelContrast`, as SynthSR makes them);
 - ``inverted``: the HR scan's intensities inverted inside its brain mask (``p99.5 - x``, clipped at
-  0): the real texture of the scan with T2-like ordering (fluid bright, white matter dark).
+  0): the real texture of the scan with T2-like ordering (fluid bright, white matter dark);
+- ``bias``: the HR scan times a smooth random bias field (MONAI ``RandBiasField``, degree 3,
+  coefficients 0.2-0.3: intensities vary by a factor of about 1.5-2 across the head), the scan as an
+  uncorrected receive field leaves it. Noise belongs on the LR: add it with a ``+rician<P>`` protocol.
 
 Each derived scan keeps the source's grid, mask and labels, so its HR is the ground truth of its own
 evaluation. The derived manifest lists the derived scans with the source rows' other columns.
@@ -22,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 from monai.data import MetaTensor
+from monai.transforms import RandBiasField
 
 from pipeline.inference.sidecar import sidecar_path, software_versions
 from pipeline.io import atomic_write_json, atomic_write_text, check_outputs, load_mask, load_volume, save_nifti
@@ -29,7 +33,9 @@ from pipeline.transforms.label_contrast import CONTRASTS, LabelContrast
 
 __all__ = ["DERIVED_CONTRASTS", "derived_manifest", "synthesize_contrast_file"]
 
-DERIVED_CONTRASTS = (*CONTRASTS, "inverted")
+DERIVED_CONTRASTS = (*CONTRASTS, "inverted", "bias")
+BIAS_COEFFICIENTS = (0.2, 0.3)
+"""Range of the bias field's polynomial coefficients for the ``bias`` derivation."""
 
 
 def _inverted(hr: MetaTensor, mask: MetaTensor) -> MetaTensor:
@@ -51,18 +57,23 @@ def synthesize_contrast_file(
     """
     if contrast not in DERIVED_CONTRASTS:
         raise ValueError(f"contrast must be one of {DERIVED_CONTRASTS}, got {contrast!r}")
-    source_key = "hr" if contrast == "inverted" else "labels"
+    source_key = "hr" if contrast in ("inverted", "bias") else "labels"
     source = row.get(source_key)
     if source is None or (isinstance(source, float) and np.isnan(source)) or str(source) == "":
         raise ValueError(f"{row.get('scan_id', '?')}: the {contrast!r} contrast needs a '{source_key}' column")
     inputs = [source] + ([row["mask"]] if contrast == "inverted" else [])
     check_outputs([output_path], inputs)
+    scan_seed = (seed * 1_000_003 + zlib.crc32(str(row.get("scan_id", "")).encode())) % 2**32
     if contrast == "inverted":
         hr = load_volume(source)
         image = _inverted(hr, load_mask(row["mask"], hr))
+    elif contrast == "bias":
+        field = RandBiasField(degree=3, coeff_range=BIAS_COEFFICIENTS, prob=1.0)
+        field.set_random_state(seed=scan_seed)
+        image = field(load_volume(source).float())
     else:
         transform = LabelContrast(contrast)
-        transform.set_random_state(seed=(seed * 1_000_003 + zlib.crc32(str(row.get("scan_id", "")).encode())) % 2**32)
+        transform.set_random_state(seed=scan_seed)
         image = transform(load_volume(source))
     sidecar_path(output_path).unlink(missing_ok=True)
     save_nifti(image, output_path, inputs=inputs)

@@ -87,3 +87,18 @@ def test_thick_slice_family_rejects_bad_names_and_values() -> None:
         thick_slice_protocol(4.0, gap_mm=-1.0)
     with pytest.raises(argparse.ArgumentTypeError, match="unknown protocol"):
         protocol_name("thick-slice-x4")
+
+
+def test_rician_suffix_adds_seeded_noise_at_a_fraction_of_the_robust_maximum() -> None:
+    hr = MetaTensor(torch.rand(1, 32, 32, 8) * 100 + 50, affine=torch.eye(4, dtype=torch.float64))
+    clean, noisy = get_protocol("bicubic-x2"), get_protocol("bicubic-x2+rician3")
+    assert noisy.name == "bicubic-x2+rician3" and noisy.zoom == clean.zoom
+    a, b = noisy.degrade(hr), clean.degrade(hr)
+    assert torch.equal(a, noisy.degrade(hr))  # seeded: the same LR every time
+    assert 0.02 < float((a - b).std()) / float(np.percentile(b.numpy(), 99.5)) < 0.04
+    assert a.meta["degradation"]["noise"] == {"kind": "rician", "sd_fraction_of_robust_max": 0.03}
+    assert get_protocol("thick-5mm-gap1mm+rician2").zoom_for([1.0, 1.0, 1.0]) == (1.0, 1.0, 6.0)
+    with pytest.raises(ValueError, match="> 0 %"):
+        get_protocol("bicubic-x2+rician0")
+    with pytest.raises(ValueError, match="rician"):
+        get_protocol("bicubic-x2+gauss3")

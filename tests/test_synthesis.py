@@ -81,3 +81,17 @@ def test_a_label_contrast_without_labels_fails_per_row(tmp_path: Path, capsys) -
         == 1
     )
     assert "labels" in capsys.readouterr().err
+
+
+def test_bias_derivation_multiplies_the_scan_by_a_smooth_field(tmp_path: Path) -> None:
+    manifest = cohort(tmp_path)
+    out = tmp_path / "bias"
+    assert main(["synth-contrast", "--manifest", str(manifest), "--contrast", "bias", "--output-dir", str(out)]) == 0
+    derived = read_manifest(out / "manifest.csv")
+    image = np.asarray(nib.load(derived["hr"][0]).dataobj, dtype=np.float64)
+    source = np.asarray(nib.load(str(tmp_path / "hr0.nii.gz")).dataobj, dtype=np.float64)
+    inside = source > 50
+    ratio = image[inside] / source[inside]
+    assert ratio.std() > 0.01 and 0.2 < ratio.min() <= ratio.max() < 5  # a field, not a constant
+    assert np.all(image[source == 0] == 0)  # a multiplicative field keeps the background at 0
+    assert "bias contrast derived from scan s0" in derived["note"][0]

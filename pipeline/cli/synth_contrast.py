@@ -18,9 +18,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "synth-contrast",
-        help="derive scans in another contrast (T2-like, FLAIR-like, random, inverted) with their manifest",
+        help="derive scans in another contrast (T2-like, FLAIR-like, random, inverted) or with a bias field",
         description="For every manifest row, write <output-dir>/<scan_id>_<contrast>.nii.gz: t2, flair and random "
-        "from the 'labels' column (SynthSR-style label contrasts), inverted from 'hr' and 'mask'. Writes "
+        "from the 'labels' column (SynthSR-style label contrasts), inverted from 'hr' and 'mask', bias (a random "
+        "smooth bias field) from 'hr'. Writes "
         "<output-dir>/manifest.csv listing them with the source rows' masks and labels, ready for mrisr evaluate.",
     )
     parser.add_argument("--manifest", required=True, help="CSV manifest with hr, mask (and labels) columns")
@@ -28,7 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--contrast", required=True, choices=DERIVED_CONTRASTS, help="the derived contrast")
     parser.add_argument("--split", choices=("train", "val", "test"), help="only the manifest rows of this split")
     parser.add_argument("--data-root", help="folder that the manifest's relative paths resolve against")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the label contrasts' random draws (default 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the random draws (label contrasts, bias fields; default 0)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run, input=None, output=None, shard=None)
 

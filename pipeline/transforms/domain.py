@@ -51,6 +51,7 @@ from pipeline.transforms.label_contrast import CONTRASTS, LabelContrast
 
 __all__ = [
     "BACKGROUNDS",
+    "NOISE_KINDS",
     "DomainRecipe",
     "RandBackgroundd",
     "RandInvertContrastd",
@@ -61,6 +62,7 @@ __all__ = [
 ]
 
 BACKGROUNDS = ("zeros", "noise", "shell")
+NOISE_KINDS = ("rician", "gaussian")
 
 
 def _robust_max(values: np.ndarray) -> float:
@@ -239,9 +241,9 @@ class RandBackgroundd(Randomizable, MapTransform):
 
 
 class RandLRNoise(Randomizable, Transform):
-    """With probability ``prob``, Rician or Gaussian noise (equal odds) on an LR volume, relative to it.
+    """With probability ``prob``, Rician or Gaussian noise (one of ``kinds``) on an LR volume, relative to it.
 
-    The standard deviation is drawn uniformly in [0, ``max_std``] and multiplied by the input's robust
+    The standard deviation is drawn uniformly in [``min_std``, ``max_std``] and multiplied by the input's robust
     maximum (99.5th percentile of its positive voxels), so the signal-to-noise ratio is at least
     1 / ``max_std`` whatever the intensity units. Rician noise is the magnitude of complex Gaussian
     noise: what a magnitude image has; Gaussian noise can make voxels negative.
@@ -249,12 +251,20 @@ class RandLRNoise(Randomizable, Transform):
     Args:
         prob: probability of adding noise.
         max_std: largest standard deviation, as a fraction of the robust maximum.
+        min_std: smallest one (``min_std = max_std``: a fixed level, as the ``+rician`` protocols use).
+        kinds: the noise kinds drawn from ("rician", "gaussian").
 
     Input and output: a (C, ...) tensor or array (a ``MetaTensor`` stays one).
     """
 
-    def __init__(self, prob: float = 0.5, max_std: float = 0.04) -> None:
-        self.prob, self.max_std = prob, max_std
+    def __init__(
+        self, prob: float = 0.5, max_std: float = 0.04, min_std: float = 0.0, kinds: Sequence[str] = NOISE_KINDS
+    ) -> None:
+        if not 0 <= min_std <= max_std:
+            raise ValueError(f"need 0 <= min_std <= max_std, got {min_std} and {max_std}")
+        if not kinds or set(kinds) - set(NOISE_KINDS):
+            raise ValueError(f"kinds must be among {NOISE_KINDS}, got {tuple(kinds)}")
+        self.prob, self.max_std, self.min_std, self.kinds = prob, max_std, min_std, tuple(kinds)
         self._rician = RandRicianNoise(prob=1.0, std=1.0, sample_std=False)
         self._gaussian = RandGaussianNoise(prob=1.0, std=1.0, sample_std=False)
         self._do, self._kind, self._std = False, "rician", 0.0
@@ -267,8 +277,8 @@ class RandLRNoise(Randomizable, Transform):
 
     def randomize(self, data: Any = None) -> None:
         self._do = self.R.rand() < self.prob
-        self._kind = "rician" if self.R.rand() < 0.5 else "gaussian"
-        self._std = float(self.R.uniform(0.0, self.max_std))
+        self._kind = self.kinds[self.R.randint(len(self.kinds))]
+        self._std = float(self.R.uniform(self.min_std, self.max_std))
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
         self.randomize()
