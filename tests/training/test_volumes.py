@@ -149,33 +149,27 @@ def test_load_volumed_checks_the_mask_against_its_image(tmp_path):
 def test_domain_randomised_dataset_makes_the_lr_from_the_augmented_hr(synthetic_manifest):
     """Every access augments anew; the LR is always the degradation of the augmented HR."""
     recipe = {"gamma": 1.0, "bias": 1.0, "background": 1.0, "noise": 0.0}
-    ds = training_dataset(
-        synthetic_manifest,
-        "bicubic-x2",
-        "network",
-        3,
-        (6, 6, 6),
-        num_samples=2,
-        seed=0,
-        domain=recipe,
-        box=[16, 16, -1],
-    )
+
+    def augmented(patch_size, num_samples, seed):
+        return training_dataset(
+            synthetic_manifest,
+            "bicubic-x2",
+            "network",
+            3,
+            patch_size,
+            num_samples=num_samples,
+            seed=seed,
+            domain=recipe,
+            box=[16, 16, -1],
+        )
+
+    ds = augmented((6, 6, 6), num_samples=2, seed=0)
     first, second = ds[0], ds[0]
     assert first[0]["lr"].shape == (1, 6, 6, 6) and first[0]["hr"].shape == (1, 12, 12, 6)
     assert not torch.equal(first[0]["hr"], second[0]["hr"])  # a new draw per access
     assert "labels" not in first[0]
     # the whole-volume check: with patches as large as the (cropped) volume, LR == degrade(HR)
-    whole = training_dataset(
-        synthetic_manifest,
-        "bicubic-x2",
-        "network",
-        3,
-        (8, 8, 12),
-        num_samples=1,
-        seed=2,
-        domain=recipe,
-        box=[16, 16, -1],
-    )[0][0]
+    whole = augmented((8, 8, 12), num_samples=1, seed=2)[0][0]
     hr = MetaTensor(torch.as_tensor(whole["hr"]), affine=torch.eye(4, dtype=torch.float64))
     torch.testing.assert_close(
         get_protocol("bicubic-x2").degrade(hr).as_tensor(), torch.as_tensor(whole["lr"]), atol=1e-4, rtol=1e-4
