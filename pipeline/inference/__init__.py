@@ -9,7 +9,7 @@ from pipeline.inference.kspace import zero_fill_array, zero_filled_upsample
 from pipeline.inference.methods import available_bundles, bundle_info, load_bundle_method, load_method, load_weights
 from pipeline.inference.network_method import UPSAMPLING_MODES, NetworkSR, choose_slice_axis, to_network_input
 from pipeline.inference.run import inference_parameters, output_is_complete, resolve_zoom, super_resolve_file
-from pipeline.inference.scaling import network_intensity_mapping, robust_intensity_scale, robust_intensity_shift
+from pipeline.scaling import network_intensity_mapping, robust_intensity_scale, robust_intensity_shift
 from pipeline.inference.sidecar import read_sidecar, sidecar_path, software_versions
 from pipeline.inference.through_plane import ThroughPlaneSR, input_acquisition, isotropic_zoom, thick_axis
 

@@ -43,7 +43,7 @@ from pipeline.acceleration import (
 from pipeline.inference.device import auto_batch_size, resolve_device
 from pipeline.inference.interpolation import INTERPOLATION_ORDERS, interpolate_volume
 from pipeline.inference.kspace import zero_filled_upsample
-from pipeline.inference.scaling import network_intensity_mapping
+from pipeline.scaling import network_intensity_mapping
 from pipeline.inference.tiling import margin_crop_inference
 from pipeline.transforms.grid import zoomed_affine
 
@@ -92,7 +92,7 @@ class NetworkSR:
 
     Steps: scale intensities by the LR's robust maximum (the same scaling used in training; a
     volume with large negative values, z-scored or CT-like, is first shifted by its robust
-    minimum: :func:`~pipeline.inference.scaling.network_intensity_mapping`); bring the LR onto
+    minimum: :func:`~pipeline.scaling.network_intensity_mapping`); bring the LR onto
     the HR grid first when the network keeps the size (``upsampling`` = "cubic"/"linear"/"nearest"
     interpolation or "kspace" zero-filling); run the network patch-wise (3D) or slice-wise (2D);
     undo the scaling and the shift; set the SR grid's affine.

@@ -29,7 +29,7 @@ from monai.data import MetaTensor
 
 from pipeline.inference.baselines import make_baseline
 from pipeline.inference.methods import bundle_metadata
-from pipeline.inference.scaling import robust_intensity_scale
+from pipeline.scaling import robust_intensity_scale
 from pipeline.io import save_nifti
 from pipeline.io.atomic import split_name
 from pipeline.qc.consistency import data_consistency, forward_model

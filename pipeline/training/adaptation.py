@@ -38,7 +38,7 @@ from monai.data import MetaTensor
 from pipeline.acceleration import precision_context
 from pipeline.inference.methods import bundle_metadata, load_method
 from pipeline.inference.network_method import NetworkSR, choose_slice_axis, to_network_input
-from pipeline.inference.scaling import network_intensity_mapping
+from pipeline.scaling import network_intensity_mapping
 from pipeline.inference.through_plane import ThroughPlaneSR, input_acquisition, simulate_thick_slices
 from pipeline.protocols import Protocol, crop_to_multiple, get_protocol
 from pipeline.training.patches import valid_patch_starts

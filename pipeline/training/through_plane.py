@@ -21,7 +21,7 @@ import torch
 from monai.data import CacheDataset
 from monai.transforms import Compose, MapTransform, Randomizable, RandFlipd
 
-from pipeline.inference.scaling import network_intensity_mapping
+from pipeline.scaling import network_intensity_mapping
 from pipeline.inference.through_plane import simulate_thick_slices
 from pipeline.protocols import SliceAcquisition
 from pipeline.training.datasets import augmented_volumes, scan_records

@@ -24,7 +24,7 @@ from monai.transforms import MapTransform
 
 from pipeline.inference.baselines import make_baseline
 from pipeline.inference.network_method import UPSAMPLING_MODES, to_network_input
-from pipeline.inference.scaling import robust_intensity_scale
+from pipeline.scaling import robust_intensity_scale
 from pipeline.io import load_mask, load_volume
 from pipeline.protocols import Protocol, crop_to_multiple, get_protocol
 from pipeline.transforms.grid import spacing_from_affine

@@ -46,6 +46,7 @@ from monai.transforms import (
 from monai.utils import convert_to_dst_type, convert_to_tensor
 from scipy import ndimage
 
+from pipeline.scaling import robust_intensity_scale
 from pipeline.transforms.brain_mask import image_spacing
 from pipeline.transforms.label_contrast import CONTRASTS, LabelContrast
 
@@ -65,17 +66,11 @@ BACKGROUNDS = ("zeros", "noise", "shell")
 NOISE_KINDS = ("rician", "gaussian")
 
 
-def _robust_max(values: np.ndarray) -> float:
-    """99.5th percentile of the positive values (1.0 when there are none), as the inference scaling."""
-    positive = values[values > 0]
-    return float(np.percentile(positive, 99.5)) if positive.size else 1.0
-
-
 def _foreground(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     """The object's voxels: the mask when given, else the voxels above 1 % of the robust maximum."""
     if mask is not None:
         return mask.astype(bool)
-    return image > 0.01 * _robust_max(image)
+    return image > 0.01 * robust_intensity_scale(image)
 
 
 class RandInvertContrastd(Randomizable, MapTransform):
@@ -123,6 +118,7 @@ class RandLabelContrastd(Randomizable, MapTransform):
     Args:
         keys: the (1, X, Y, Z) image(s) to replace.
         label_key: the (1, X, Y, Z) integer label map on the same grid.
+        mask_key: the brain mask, whose unlabelled voxels (sulcal fluid) are drawn as CSF; ``None``: none.
         prob: probability of replacing.
         contrasts: the contrasts to draw from (uniformly).
         smooth_mm: partial-volume smoothing sigma in mm, drawn uniformly in this range.
@@ -135,8 +131,10 @@ class RandLabelContrastd(Randomizable, MapTransform):
         prob: float = 0.2,
         contrasts: Sequence[str] = CONTRASTS,
         smooth_mm: Sequence[float] = (0.3, 0.8),
+        mask_key: str | None = "mask",
     ) -> None:
         MapTransform.__init__(self, keys)
+        self.mask_key = mask_key
         unknown = set(contrasts) - set(CONTRASTS)
         if unknown:
             raise ValueError(f"unknown contrasts {sorted(unknown)}; choose from {CONTRASTS}")
@@ -156,10 +154,10 @@ class RandLabelContrastd(Randomizable, MapTransform):
         if not self._do or labels is None:
             return d
         synth = LabelContrast(self._contrast, smooth_mm=self._smooth).set_random_state(seed=self._seed)
-        image = synth(labels)
+        image = synth(labels, d.get(self.mask_key) if self.mask_key else None)
         for key in self.key_iterator(d):
-            reference = _robust_max(convert_to_tensor(d[key], track_meta=False).float().numpy())
-            out = image.float() * (reference / _robust_max(image.float().numpy()))
+            reference = robust_intensity_scale(convert_to_tensor(d[key], track_meta=False).float().numpy())
+            out = image.float() * (reference / robust_intensity_scale(image.float().numpy()))
             d[key], *_ = convert_to_dst_type(out, d[key], dtype=torch.float32)
         return d
 
@@ -228,7 +226,7 @@ class RandBackgroundd(Randomizable, MapTransform):
         for key in self.key_iterator(d):
             image = convert_to_tensor(d[key], track_meta=False).float().numpy()
             mask = np.asarray(convert_to_tensor(mask_value, track_meta=False).numpy(), dtype=bool).reshape(image.shape)
-            top = _robust_max(image[mask]) if mask.any() else _robust_max(image)
+            top = robust_intensity_scale(image[mask]) if mask.any() else robust_intensity_scale(image)
             if self._mode == "zeros":
                 background = np.zeros(image.shape[1:], np.float32)
             elif self._mode == "noise":
@@ -285,7 +283,7 @@ class RandLRNoise(Randomizable, Transform):
         if not self._do or self._std == 0.0:
             return img
         data = convert_to_tensor(img, track_meta=False).float()
-        scale = _robust_max(data.numpy())
+        scale = robust_intensity_scale(data.numpy())
         noise = self._rician if self._kind == "rician" else self._gaussian
         noise.std = self._std
         out = noise(data / scale, randomize=True) * scale
@@ -379,7 +377,7 @@ def domain_randomization(
         recipe = DomainRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in recipe.items()})
     r = recipe
     object_transforms = [
-        RandLabelContrastd(hr_key, label_key=label_key, prob=r.label_contrast),
+        RandLabelContrastd(hr_key, label_key=label_key, prob=r.label_contrast, mask_key=mask_key),
         RandInvertContrastd(hr_key, mask_key=mask_key, prob=r.invert),
         RandAdjustContrastd(hr_key, prob=r.gamma, gamma=r.gamma_range),
         RandHistogramShiftd(hr_key, num_control_points=(5, 10), prob=r.curve),
