@@ -2,7 +2,8 @@
 """Derived scans in contrasts the bundles never saw, with a manifest for ``mrisr evaluate``.
 
 - ``t2``, ``flair``, ``random``: synthetic images from the manifest's anatomical ``labels``
-  (:class:`~pipeline.transforms.label_contrast.LabelContrast`, as SynthSR makes them);
+  (:class:`~pipeline.transforms.label_contrast.LabelContrast`, as SynthSR makes them); unlabelled voxels
+  inside the row's brain mask (sulcal fluid) are drawn as CSF;
 - ``inverted``: the HR scan's intensities inverted inside its brain mask (``p99.5 - x``, clipped at
   0): the real texture of the scan with T2-like ordering (fluid bright, white matter dark);
 - ``bias``: the HR scan times a smooth random bias field (MONAI ``RandBiasField``, degree 3,
@@ -61,7 +62,8 @@ def synthesize_contrast_file(
     source = row.get(source_key)
     if source is None or (isinstance(source, float) and np.isnan(source)) or str(source) == "":
         raise ValueError(f"{row.get('scan_id', '?')}: the {contrast!r} contrast needs a '{source_key}' column")
-    inputs = [source] + ([row["mask"]] if contrast == "inverted" else [])
+    has_mask = isinstance(row.get("mask"), str) and bool(row.get("mask"))
+    inputs = [source] + ([row["mask"]] if contrast == "inverted" or (contrast in CONTRASTS and has_mask) else [])
     check_outputs([output_path], inputs)
     scan_seed = (seed * 1_000_003 + zlib.crc32(str(row.get("scan_id", "")).encode())) % 2**32
     if contrast == "inverted":
@@ -72,9 +74,10 @@ def synthesize_contrast_file(
         field.set_random_state(seed=scan_seed)
         image = field(load_volume(source).float())
     else:
+        labels = load_volume(source)
         transform = LabelContrast(contrast)
         transform.set_random_state(seed=scan_seed)
-        image = transform(load_volume(source))
+        image = transform(labels, load_mask(row["mask"], labels) if has_mask else None)
     sidecar_path(output_path).unlink(missing_ok=True)
     save_nifti(image, output_path, inputs=inputs)
     record = {

@@ -11,7 +11,9 @@ Gaussian, and the result is smoothed (partial volume at tissue boundaries). The 
 the last two from the tissue class of each label (:data:`MALF_TISSUE_CLASSES`, the MICCAI 2012
 Neuromorphometrics protocol: CSF spaces, white-matter structures, everything else grey matter), each
 label jittered by ``jitter`` so that structures of one class still differ. Background (label 0)
-stays 0. Randomness only through ``self.R`` (seeded with ``set_random_state``).
+stays 0, except inside a brain mask when one is given: there label 0 is the unlabelled sulcal and
+cisternal fluid (7 % of the mask of MALF scan 1004), drawn as one more CSF structure. Randomness only
+through ``self.R`` (seeded with ``set_random_state``).
 """
 
 from __future__ import annotations
@@ -88,24 +90,39 @@ class LabelContrast(Randomizable, Transform):
             raise ValueError("jitter, noise and smooth_mm must be >= 0 and scale > 0")
         self.contrast, self.jitter, self.noise, self.smooth_mm, self.scale = contrast, jitter, noise, smooth_mm, scale
 
-    def label_means(self, labels: np.ndarray) -> dict[int, float]:
-        """Draw the mean of every non-zero label in ``labels`` (a sorted array of label values)."""
+    def label_means(self, labels: np.ndarray, fluid: frozenset[int] = frozenset()) -> dict[int, float]:
+        """Draw the mean of every non-zero label in ``labels`` (a sorted array of label values).
+
+        ``fluid``: further label values of the CSF class (the unlabelled fluid inside a brain mask).
+        """
         if self.contrast == "random":
             return {int(label): float(self.R.uniform(0.0, 1.0)) for label in labels}
         means = TISSUE_MEANS[self.contrast]
         return {
-            int(label): means[tissue_class(int(label))] * float(1 + self.jitter * self.R.uniform(-1, 1))
+            int(label): means["csf" if int(label) in fluid else tissue_class(int(label))]
+            * float(1 + self.jitter * self.R.uniform(-1, 1))
             for label in labels
         }
 
-    def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
-        """The synthetic image of the label map ``img`` (1, X, Y, Z)."""
+    def __call__(self, img: NdarrayOrTensor, mask: NdarrayOrTensor | None = None) -> NdarrayOrTensor:
+        """The synthetic image of the label map ``img`` (1, X, Y, Z).
+
+        ``mask``: the brain mask (1, X, Y, Z) on the same grid, or ``None``; label-0 voxels inside it are fluid.
+        """
         arr = convert_to_tensor(img, track_meta=False).detach().cpu().numpy()
         if arr.ndim != 4 or arr.shape[0] != 1:
             raise ValueError(f"expected a channel-first (1, X, Y, Z) label map, got shape {arr.shape}")
         labels = np.rint(arr[0]).astype(np.int64)
+        fluid: frozenset[int] = frozenset()
+        if mask is not None:
+            inside = np.asarray(convert_to_tensor(mask, track_meta=False).cpu().numpy()).reshape(arr.shape)[0] > 0
+            unlabelled = inside & (labels == 0)
+            if unlabelled.any():
+                fluid_label = int(labels.max()) + 1
+                labels = np.where(unlabelled, fluid_label, labels)
+                fluid = frozenset({fluid_label})
         present = np.unique(labels[labels != 0])
-        means = self.label_means(present)
+        means = self.label_means(present, fluid)
         lookup_mean = np.zeros(int(labels.max()) + 1 if labels.size else 1)
         lookup_sd = np.zeros_like(lookup_mean)
         for label, mean in means.items():
@@ -127,14 +144,20 @@ class LabelContrastd(Randomizable, MapTransform):
     Args:
         keys: the label map key (one).
         output_key: where the image is written (default "image").
+        mask_key: the brain mask whose unlabelled voxels are fluid (``None``: label 0 is background everywhere).
         kwargs: :class:`LabelContrast` arguments.
     """
 
     def __init__(
-        self, keys: KeysCollection, output_key: str = "image", allow_missing_keys: bool = False, **kwargs
+        self,
+        keys: KeysCollection,
+        output_key: str = "image",
+        allow_missing_keys: bool = False,
+        mask_key: str | None = None,
+        **kwargs,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        self.output_key = output_key
+        self.output_key, self.mask_key = output_key, mask_key
         self.contrast = LabelContrast(**kwargs)
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> LabelContrastd:
@@ -148,5 +171,5 @@ class LabelContrastd(Randomizable, MapTransform):
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)
         for key in self.key_iterator(d):
-            d[self.output_key] = self.contrast(d[key])
+            d[self.output_key] = self.contrast(d[key], d.get(self.mask_key) if self.mask_key else None)
         return d

@@ -49,3 +49,16 @@ def test_dict_version_and_classes() -> None:
     assert (tissue_class(4), tissue_class(45), tissue_class(47)) == ("csf", "wm", "gm")
     with pytest.raises(ValueError, match="contrast"):
         LabelContrast("pd")
+
+
+def test_unlabelled_voxels_inside_the_brain_mask_are_fluid() -> None:
+    labels = label_map()
+    mask = torch.zeros_like(labels)
+    mask[:, 1:19, 1:19, 1:9] = 1  # the brain: the labelled block and a 1-voxel rim of sulcal fluid
+    rim = (mask > 0) & (labels == 0)
+    image = LabelContrast("t2", smooth_mm=0.0).set_random_state(seed=0)(labels, mask)
+    assert float(image[rim].mean()) > mean_of(image, labels, 100)  # bright as CSF, above grey matter
+    assert float(image[mask == 0].abs().max()) == 0.0
+    d = LabelContrastd("labels", mask_key="mask", contrast="flair", smooth_mm=0.0)
+    flair = d.set_random_state(seed=0)({"labels": labels, "mask": mask})["image"]
+    assert 0 < float(flair[rim].mean()) < mean_of(flair, labels, 44)  # suppressed fluid
