@@ -50,6 +50,7 @@ from pipeline.qc.figure import plane_names
 from pipeline.sharding import Shard, start_shard
 from pipeline.training.adaptation import load_adaptable_method
 from pipeline.transforms.brain_crop import brain_crops
+from pipeline.transforms.brain_mask import BrainMask
 from pipeline.transforms.grid import as_numpy_affine, spacing_from_affine
 
 __all__ = ["PER_SCAN_COLUMNS", "EvaluationResult", "evaluate_cohort"]
@@ -89,8 +90,11 @@ def _load_mask(row: pd.Series, hr: torch.Tensor) -> tuple[np.ndarray, str]:
     """The (X, Y, Z) boolean brain mask of a row (checked against the HR grid) and where it came from."""
     path = row_path(row, "mask")
     if path is None:
-        warnings.warn(f"{row['scan_id']}: no mask in the manifest; using HR > 0 as the brain mask", stacklevel=3)
-        return hr[0].numpy() > 0, "hr>0"
+        warnings.warn(
+            f"{row['scan_id']}: no mask in the manifest; computing the brain mask from the HR with BrainMask",
+            stacklevel=3,
+        )
+        return BrainMask(dtype=torch.bool)(hr)[0].numpy(), "BrainMask"
     return load_mask(path, hr)[0].numpy(), "manifest"  # checked: shape, grid, not empty (all-ones is valid)
 
 
@@ -331,8 +335,8 @@ def evaluate_cohort(
     """Evaluate SR methods on the HR scans of a manifest degraded by a named protocol.
 
     Args:
-        manifest: CSV manifest (``hr`` required; ``mask`` used when present, else HR > 0 with a
-            warning).
+        manifest: CSV manifest (``hr`` required; ``mask`` used when present, else the project's
+            ``BrainMask`` of the HR, with a warning: skull-stripped or not).
         protocol: a protocol name (see :data:`pipeline.protocols.PROTOCOLS`) or a ``Protocol``.
         methods: baseline names, bundle names/folders, or SR callables
             ``sr = method(lr, zoom)`` with ``.name`` (and ``.last_runtime_s``); each loaded once.

@@ -30,7 +30,7 @@ def write_nifti(path: Path, data: np.ndarray) -> str:
 
 @pytest.fixture
 def manifest(tmp_path: Path) -> Path:
-    """Three val rows: s1 with a mask, s2 without (HR > 0 is used), s3 whose HR file is missing."""
+    """Three val rows: s1 with a mask, s2 without (BrainMask of the HR is used), s3 whose HR file is missing."""
     grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in SHAPE], indexing="ij"))
     brain = (grid**2).sum(0) < 0.7
     rows = []
@@ -71,7 +71,7 @@ def test_evaluate_cohort(manifest: Path, tmp_path: Path, protocol: str):
             manifest, protocol, methods, out, progress=False, save_volumes=protocol == "kspace-2x2"
         )
     messages = [str(w.message) for w in caught]
-    assert any("s2: no mask in the manifest; using HR > 0" in m for m in messages)
+    assert any("s2: no mask in the manifest; computing the brain mask" in m for m in messages)
     assert sum("method broken failed" in m for m in messages) == 2
 
     outputs = ("per_scan_metrics.csv", "summary.csv", "summary.md", "boxplot_psnr_ssim.png", "panel.png", "report.md")
@@ -83,7 +83,7 @@ def test_evaluate_cohort(manifest: Path, tmp_path: Path, protocol: str):
     assert list(per_scan.columns) == list(PER_SCAN_COLUMNS)
     assert sorted(per_scan["scan_id"].unique()) == ["s1", "s2"]
     assert sorted(per_scan["method"].unique()) == sorted(BASELINES)
-    assert per_scan.set_index(["scan_id", "method"])["mask_source"].xs("s2", level=0).eq("hr>0").all()
+    assert per_scan.set_index(["scan_id", "method"])["mask_source"].xs("s2", level=0).eq("BrainMask").all()
     metrics = per_scan[["psnr", "ssim", "nrmse", "psnr_slice", "ssim_slice", "nrmse_slice", "sharpness_rel"]]
     assert np.isfinite(metrics.to_numpy()).all()
     assert ((per_scan["ssim"] > 0) & (per_scan["ssim"] <= 1)).all()
