@@ -10,7 +10,9 @@ brain, augments the HR (:func:`~pipeline.transforms.domain.domain_randomization`
 from the augmented HR, adds acquisition noise to the LR on its own grid, and samples the patches.
 
 Validation: whole volumes on the LR grid (``NetworkSR`` does the upsampling, as at inference),
-intensities divided by the HR's robust maximum, plus the non-learned baseline, cached per scan.
+intensities divided by the HR's robust maximum, plus the non-learned baseline, cached per scan;
+optionally the same scans again under further protocols (e.g. with noise), so that checkpoints of a
+domain-randomised run are chosen on clean and shifted inputs together.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from monai.data import CacheDataset
+from torch.utils.data import ConcatDataset, Dataset
 from monai.transforms import Compose, DeleteItemsd, MapTransform
 
 from pipeline.inference.network_method import choose_slice_axis
@@ -170,7 +173,8 @@ def validation_dataset(
     roi_size: Sequence[int] | None = None,
     cache_rate: float = 1.0,
     num_workers: int = 0,
-) -> CacheDataset:
+    extra_protocols: Sequence[str] = (),
+) -> Dataset:
     """Whole validation volumes ``{"lr", "hr", "mask", "baseline", "scale", "scan_id", ...}``.
 
     ``lr`` is on the LR grid, (1, x, y, z); ``hr``, ``mask`` (bool) and ``baseline`` are on the HR
@@ -188,17 +192,31 @@ def validation_dataset(
     spreads their ringing over the whole block (measured on 64^3 blocks of MALF val scans 1003 and
     1004, ``kspace-2x2``: the zero-filled input scores 1.35 dB below cubic there, 0.34 dB above it on
     the whole brain). Use whole volumes (``roi_size=None``) for k-space protocols.
+
+    ``extra_protocols`` (e.g. ``["bicubic-x2+rician3"]``) adds every scan once more per protocol, its
+    ``scan_id`` suffixed ``@<protocol>``: the validation metrics, means over items, then weigh clean
+    and shifted inputs alike. Each must have the zoom of ``protocol`` (one network input grid).
     """
-    proto = get_protocol(protocol)
-    transform = Compose(
-        [
-            LoadVolumed(["hr", "mask"]),
-            *brain_crops(proto.zoom, crop_to_mask, roi_size),
-            SynthesizeLRd(proto, "network", scale_reference="hr"),
-            BaselineSRd(proto.zoom, baseline),
-        ]
-    )
     records = scan_records(manifest, split, data_root=data_root, max_scans=max_scans)
-    return CacheDataset(
-        records, transform, cache_rate=cache_rate, num_workers=num_workers, progress=False, copy_cache=False
-    )
+    zoom = get_protocol(protocol).zoom
+    parts = []
+    for name in (protocol, *extra_protocols):
+        proto = get_protocol(name)
+        if tuple(proto.zoom) != tuple(zoom):
+            raise ValueError(f"validation protocol {name!r} has zoom {proto.zoom}, {protocol!r} has {zoom}")
+        transform = Compose(
+            [
+                LoadVolumed(["hr", "mask"]),
+                *brain_crops(proto.zoom, crop_to_mask, roi_size),
+                SynthesizeLRd(proto, "network", scale_reference="hr"),
+                BaselineSRd(proto.zoom, baseline),
+            ]
+        )
+        suffix = "" if name == protocol else f"@{name}"
+        items = [{**record, "scan_id": f"{record['scan_id']}{suffix}"} for record in records]
+        parts.append(
+            CacheDataset(
+                items, transform, cache_rate=cache_rate, num_workers=num_workers, progress=False, copy_cache=False
+            )
+        )
+    return parts[0] if len(parts) == 1 else ConcatDataset(parts)

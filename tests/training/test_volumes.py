@@ -123,6 +123,15 @@ def test_validation_dataset(synthetic_manifest):
     assert [2 * n for n in cropped["lr"].shape[1:3]] == list(cropped["hr"].shape[1:3])
 
 
+def test_validation_dataset_adds_each_scan_under_extra_protocols(synthetic_manifest):
+    both = validation_dataset(synthetic_manifest, "bicubic-x2", extra_protocols=["bicubic-x2+rician3"])
+    clean, noisy = both[0], both[1]
+    assert [clean["scan_id"], noisy["scan_id"]] == ["sub3", "sub3@bicubic-x2+rician3"]
+    assert torch.equal(clean["hr"], noisy["hr"]) and not torch.equal(clean["lr"], noisy["lr"])
+    with pytest.raises(ValueError, match="zoom"):
+        validation_dataset(synthetic_manifest, "bicubic-x2", extra_protocols=["bicubic-x4"])
+
+
 def test_scan_records(synthetic_manifest):
     records = scan_records(synthetic_manifest, "train", max_scans=2)
     assert [r["scan_id"] for r in records] == ["sub0", "sub1"]
