@@ -305,3 +305,26 @@ def test_initialising_weights_must_exist(
     cause = error.value.__cause__
     assert isinstance(cause, FileNotFoundError)
     assert str(cause).endswith(str(Path(source, "models", "model.pt")) + ": " + message)
+
+
+DOMAIN_BUNDLES = sorted(name for name in CASES if (configs(name) / "train_domain.json").is_file())
+
+
+@pytest.mark.parametrize("name", DOMAIN_BUNDLES)
+def test_domain_randomised_training_layer_trains(name: str, tmp_path: Path, synthetic_manifest: Path):
+    """The bundle's documented domain-randomisation recipe layers onto train.json + train_cpu.json and trains."""
+    root = tmp_path / "bundle"
+    shutil.copytree(configs(name), root / "configs")
+    layer = read_json(root / "configs" / "train_domain.json")
+    assert layer["train#dataset#domain"] and layer["validate#dataset#extra_protocols"]
+    overrides = {
+        **train_overrides(name, root, synthetic_manifest),
+        "train#dataset#box": [16, 16, 8],
+        "validate#dataset#roi_size": None,
+    }
+    wf = workflow(root, ["train.json", "train_cpu.json", "train_domain.json"], "train", **overrides)
+    wf.run()
+    assert wf.trainer.state.iteration == 2
+    assert len(wf.evaluator.data_loader.dataset) == 2  # the val scan, clean and under the extra protocol
+    wf.finalize()
+    assert np.isfinite(pd.read_csv(root / "logs" / "metrics.csv")["val_psnr"][0])
