@@ -30,13 +30,19 @@ from monai.transforms import RandBiasField
 
 from pipeline.inference.sidecar import sidecar_path, software_versions
 from pipeline.io import atomic_write_json, atomic_write_text, check_outputs, load_mask, load_volume, save_nifti
+from pipeline.manifests import row_path
 from pipeline.transforms.label_contrast import CONTRASTS, LabelContrast
 
-__all__ = ["DERIVED_CONTRASTS", "derived_manifest", "synthesize_contrast_file"]
+__all__ = ["DERIVED_CONTRASTS", "derived_manifest", "source_column", "synthesize_contrast_file"]
 
 DERIVED_CONTRASTS = (*CONTRASTS, "inverted", "bias")
 BIAS_COEFFICIENTS = (0.2, 0.3)
 """Range of the bias field's polynomial coefficients for the ``bias`` derivation."""
+
+
+def source_column(contrast: str) -> str:
+    """The manifest column a derived ``contrast`` is made from: ``hr`` (inverted, bias) or ``labels``."""
+    return "hr" if contrast in ("inverted", "bias") else "labels"
 
 
 def _inverted(hr: MetaTensor, mask: MetaTensor) -> MetaTensor:
@@ -58,17 +64,17 @@ def synthesize_contrast_file(
     """
     if contrast not in DERIVED_CONTRASTS:
         raise ValueError(f"contrast must be one of {DERIVED_CONTRASTS}, got {contrast!r}")
-    source_key = "hr" if contrast in ("inverted", "bias") else "labels"
-    source = row.get(source_key)
-    if source is None or (isinstance(source, float) and np.isnan(source)) or str(source) == "":
+    source_key = source_column(contrast)
+    source, mask = row_path(row, source_key), row_path(row, "mask")
+    if not source:
         raise ValueError(f"{row.get('scan_id', '?')}: the {contrast!r} contrast needs a '{source_key}' column")
-    has_mask = isinstance(row.get("mask"), str) and bool(row.get("mask"))
-    inputs = [source] + ([row["mask"]] if contrast == "inverted" or (contrast in CONTRASTS and has_mask) else [])
+    uses_mask = contrast == "inverted" or (contrast in CONTRASTS and bool(mask))
+    inputs = [source] + ([mask] if uses_mask else [])
     check_outputs([output_path], inputs)
     scan_seed = (seed * 1_000_003 + zlib.crc32(str(row.get("scan_id", "")).encode())) % 2**32
     if contrast == "inverted":
         hr = load_volume(source)
-        image = _inverted(hr, load_mask(row["mask"], hr))
+        image = _inverted(hr, load_mask(mask, hr))
     elif contrast == "bias":
         field = RandBiasField(degree=3, coeff_range=BIAS_COEFFICIENTS, prob=1.0)
         field.set_random_state(seed=scan_seed)
@@ -77,7 +83,7 @@ def synthesize_contrast_file(
         labels = load_volume(source)
         transform = LabelContrast(contrast)
         transform.set_random_state(seed=scan_seed)
-        image = transform(labels, load_mask(row["mask"], labels) if has_mask else None)
+        image = transform(labels, load_mask(mask, labels) if uses_mask else None)
     sidecar_path(output_path).unlink(missing_ok=True)
     save_nifti(image, output_path, inputs=inputs)
     record = {

@@ -37,9 +37,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.synthesis import derived_manifest, synthesize_contrast_file
+    from pipeline.synthesis import derived_manifest, source_column, synthesize_contrast_file
 
-    args.column = "hr" if args.contrast == "inverted" else "labels"
+    args.column = source_column(args.contrast)
 
     def job(_source: str, output: Path, row: object) -> None:
         synthesize_contrast_file(row, args.contrast, output, seed=args.seed)  # type: ignore[arg-type]
