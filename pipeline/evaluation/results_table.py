@@ -5,7 +5,7 @@ Usage: ``python -m pipeline.evaluation.results_table PROTOCOL=DIR [PROTOCOL=DIR 
 DIR holds the ``summary.csv`` written by ``mrisr evaluate`` for that protocol. A protocol may be
 given several folders (networks scored in separate runs on the same scans, each with its own cubic
 reference): a method's first occurrence is kept. Each cell is "PSNR ± sd (gain vs cubic of the same
-run)" in dB; the README's results table is generated this way.
+run)" in dB; the results table of docs/results.md is generated this way.
 """
 
 from __future__ import annotations
