@@ -66,9 +66,9 @@ def scan_records(
             "hr": row_path(row, "hr"),
             "mask": row_path(row, "mask"),
         }
-        labels = row.get("labels") if with_labels else None
-        if isinstance(labels, str) and labels.strip():
-            record["labels"] = row_path(row, "labels")
+        labels = row_path(row, "labels") if with_labels else None
+        if labels:
+            record["labels"] = labels
         records.append(record)
     return records
 
