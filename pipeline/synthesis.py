@@ -22,7 +22,6 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from monai.data import MetaTensor
@@ -31,6 +30,7 @@ from monai.transforms import RandBiasField
 from pipeline.inference.sidecar import sidecar_path, software_versions
 from pipeline.io import atomic_write_json, atomic_write_text, check_outputs, load_mask, load_volume, save_nifti
 from pipeline.manifests import row_path
+from pipeline.transforms.domain import invert_inside
 from pipeline.transforms.label_contrast import CONTRASTS, LabelContrast
 
 __all__ = ["DERIVED_CONTRASTS", "derived_manifest", "source_column", "synthesize_contrast_file"]
@@ -47,10 +47,8 @@ def source_column(contrast: str) -> str:
 
 def _inverted(hr: MetaTensor, mask: MetaTensor) -> MetaTensor:
     """``p99.5 - x`` inside the mask (p99.5 of the brain's intensities), 0 outside, clipped at 0."""
-    data = hr.as_tensor().float()
-    inside = mask.as_tensor() > 0
-    top = float(np.percentile(data[inside].numpy(), 99.5))
-    out = torch.where(inside, (top - data).clamp(min=0.0), torch.zeros_like(data))
+    inside = (mask.as_tensor() > 0).numpy()
+    out = torch.from_numpy(invert_inside(hr.as_tensor().float().numpy(), inside) * inside)
     return MetaTensor(out, affine=hr.affine, meta={k: v for k, v in hr.meta.items() if k != "affine"})
 
 

@@ -60,10 +60,21 @@ __all__ = [
     "RandLRNoise",
     "RandLRNoised",
     "domain_randomization",
+    "invert_inside",
 ]
 
 BACKGROUNDS = ("zeros", "noise", "shell")
 NOISE_KINDS = ("rician", "gaussian")
+
+
+def invert_inside(image: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """``top - x`` clipped at 0 where ``inside`` (``top``: the 99.5th percentile there), ``image`` elsewhere.
+
+    Fluid that was dark becomes bright and white matter dark: a T2-like ordering with the scan's own
+    texture. Float32, the shape of ``image``; ``inside`` is a boolean array of the same shape.
+    """
+    top = float(np.percentile(image[inside], 99.5)) if inside.any() else 0.0
+    return np.where(inside, np.clip(top - image, 0.0, None), image).astype(np.float32)
 
 
 def _foreground(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
@@ -102,8 +113,7 @@ class RandInvertContrastd(Randomizable, MapTransform):
         for key in self.key_iterator(d):
             image = convert_to_tensor(d[key], track_meta=False).float().numpy()
             inside = _foreground(image, None if mask is None else np.asarray(mask, dtype=bool).reshape(image.shape))
-            top = float(np.percentile(image[inside], 99.5)) if inside.any() else 0.0
-            out = np.where(inside, np.clip(top - image, 0.0, None), image).astype(np.float32)
+            out = invert_inside(image, inside)
             d[key], *_ = convert_to_dst_type(torch.from_numpy(out), d[key], dtype=torch.float32)
         return d
 
