@@ -2,7 +2,8 @@
 """Dataset manifests: CSV files with one row per scan (schema in ``data_manifests/README.md``).
 
 Required columns: ``subject_id`` and at least one of ``hr``/``lr``. Optional: ``lr``, ``mask``,
-``labels``, ``split`` (train/val/test), ``session``, ``scan_id`` and any free metadata. Relative
+``labels`` (anatomical label map), ``tissue_labels`` (manual CSF/GM/WM = 1/2/3), ``split`` (train/val/test),
+``session``, ``scan_id`` and any free metadata. Relative
 paths resolve against ``data_root`` when given, else against the manifest's own folder.
 """
 
@@ -15,7 +16,7 @@ import pandas as pd
 
 __all__ = ["PATH_COLUMNS", "ManifestError", "clean_scan_id", "read_manifest", "scan_id", "row_path"]
 
-PATH_COLUMNS = ("hr", "lr", "mask", "labels")
+PATH_COLUMNS = ("hr", "lr", "mask", "labels", "tissue_labels")
 SPLITS = ("train", "val", "test")
 
 

@@ -8,6 +8,8 @@ from functools import partial
 from pathlib import Path
 
 from pipeline.cli.common import add_precision_argument, add_shard_argument, fail, finish_shard, requested_shard
+from pipeline.evaluation.downstream import DOWNSTREAM_CHECKS
+from pipeline.evaluation.tissue import TISSUE_ORDER
 from pipeline.protocols import PROTOCOLS, Protocol, get_protocol, protocol_name
 from pipeline.sharding import Shard, cohort_run
 
@@ -65,6 +67,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="also score each network output's trust check: data consistency, mean uncertainty and the Spearman "
         "correlation of the uncertainty with |SR - HR| in the brain mask",
     )
+    parser.add_argument(
+        "--downstream",
+        nargs="+",
+        choices=DOWNSTREAM_CHECKS,
+        default=[],
+        help="downstream checks: 'tissue' segments HR and every output into CSF/GM/WM (ANTs Atropos) and scores "
+        "Dice and volume error against HR (and against a manifest 'tissue_labels' column); 'labels' scores "
+        "intensity and volume agreement in named structures of the manifest's 'labels' map",
+    )
+    parser.add_argument(
+        "--tissue-contrast",
+        choices=sorted(TISSUE_ORDER),
+        default="t1",
+        help="the scans' contrast for --downstream tissue: which tissue is darkest (default t1)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -108,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
                 shard=sharding.shard,
                 resume=not args.overwrite,
                 qc=args.qc,
+                downstream=args.downstream,
+                tissue_contrast=args.tissue_contrast,
             )
         except (OSError, ValueError) as err:
             return fail(str(err))

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 from pipeline.cli.common import add_input_arguments, add_precision_argument, fail, run_single_or_cohort
+from pipeline.evaluation.tissue import TISSUE_ORDER, TISSUES
+from pipeline.evaluation.volume_check import VOLUME_TOLERANCE_PCT, tissue_check_path, write_tissue_volume_check
 from pipeline.inference import (
     BASELINE_NAMES,
     ThroughPlaneSR,
@@ -19,9 +22,13 @@ from pipeline.inference import (
     read_sidecar,
     super_resolve_file,
 )
-from pipeline.training.adaptation import AdaptationBudget, AdaptedSR, load_adaptable_method
 from pipeline.io import atomic_write_text, error_message
 from pipeline.manifests import read_manifest, scan_id
+from pipeline.training.adaptation import (
+    AdaptationBudget,
+    AdaptedSR,
+    load_adaptable_method,
+)
 
 __all__ = ["add_parser"]
 
@@ -81,6 +88,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=defaults.max_seconds,
         help=f"at most this many seconds (default {defaults.max_seconds:g})",
     )
+    parser.add_argument(
+        "--downstream",
+        choices=("tissue",),
+        help="tissue: segment each output and the cubic B-spline of its input into CSF/GM/WM (ANTs Atropos) and "
+        "write their volumes side by side (<stem>_tissue.json; for a manifest also tissue_volumes.csv), flagging "
+        f"GM or WM volumes more than {VOLUME_TOLERANCE_PCT:g} %% from cubic's",
+    )
+    parser.add_argument(
+        "--tissue-contrast",
+        choices=sorted(TISSUE_ORDER),
+        default="t1",
+        help="the scans' contrast for --downstream tissue: which tissue is darkest (default t1)",
+    )
     slices = parser.add_argument_group(
         "thick-slice acquisition (through-plane bundles; default: contiguous Gaussian slices)"
     )
@@ -117,6 +137,37 @@ def write_qc_report(args: argparse.Namespace, suffix: str) -> None:
         print(f"QC out of range: {row['scan_id']}: {row['flags']}")
 
 
+def _report_tissue_volumes(args: argparse.Namespace, suffix: str) -> int:
+    """Print the tissue-volume check of a single output, or collect a manifest's into ``tissue_volumes.csv``."""
+    if args.manifest is None:
+        record = json.loads(tissue_check_path(args.output).read_text(encoding="utf-8"))
+        volumes = ", ".join(
+            f"{t.upper()} {record[f'{t}_ml']:.1f} ml ({record[f'{t}_difference_pct']:+.2f} %)" for t in TISSUES
+        )
+        print(f"tissue volumes vs cubic B-spline: {volumes}; " + ("; ".join(record["flags"]) or "no flag"))
+        return 0
+    table = read_manifest(args.manifest, data_root=args.data_root, split=args.split, require=(args.column,))
+    out_dir = Path(args.output_dir).expanduser()
+    rows = []
+    for _, row in table.iterrows():
+        path = tissue_check_path(out_dir / f"{scan_id(row)}_{suffix}.nii.gz")
+        if path.is_file():
+            record = json.loads(path.read_text(encoding="utf-8"))
+            rows.append({"scan_id": scan_id(row), **record, "flags": "; ".join(record["flags"])})
+    if not rows:
+        return 0
+    report = pd.DataFrame(rows).drop(columns=["segmenter", "mask"])
+    atomic_write_text(out_dir / "tissue_volumes.csv", report.to_csv(index=False))
+    flagged = report[report["flags"] != ""]
+    print(
+        f"tissue volumes: {len(report) - len(flagged)} of {len(report)} outputs within ±{VOLUME_TOLERANCE_PCT:g} % of cubic "
+        f"for GM and WM; table in {out_dir / 'tissue_volumes.csv'}"
+    )
+    for _, row in flagged.iterrows():
+        print(f"tissue volumes: {row['scan_id']}: {row['flags']}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     qc = args.qc if args.qc is not None else args.manifest is not None
     overrides = _acquisition_overrides(args)
@@ -145,10 +196,13 @@ def run(args: argparse.Namespace) -> int:
             qc=qc,
             acquisition_overrides=overrides,
         )
+        if args.downstream == "tissue":
+            write_tissue_volume_check(output, args.tissue_contrast)
 
     def is_complete(source: str, output: Path) -> bool:
         parameters = inference_parameters(method, source, scale=args.scale, target_spacing=args.target_spacing, qc=qc)
-        return output_is_complete(output, parameters)
+        checked = args.downstream is None or tissue_check_path(output).is_file()
+        return checked and output_is_complete(output, parameters)
 
     suffix = f"sr-{method.name}"
     status = run_single_or_cohort(
@@ -158,6 +212,8 @@ def run(args: argparse.Namespace) -> int:
         description=f"infer ({method.name})",
         is_complete=None if args.overwrite else is_complete,
     )
+    if args.downstream == "tissue" and args.shard is None:
+        status = max(status, _report_tissue_volumes(args, suffix))
     wants_report = qc and getattr(method, "network", None) is not None  # baselines get no trust check
     if wants_report and args.manifest is not None and args.output_dir is not None and args.shard is None:
         try:

@@ -29,7 +29,8 @@ from scipy.stats import spearmanr
 from tqdm import tqdm
 
 from pipeline.cohort import run_cohort
-from pipeline.evaluation.figures import PanelSlices, plot_panel
+from pipeline.evaluation.downstream import check_downstream, downstream_column_names, downstream_columns, downstream_reference
+from pipeline.evaluation.figures import PanelSlices
 from pipeline.evaluation.metrics import data_range, nrmse, psnr, slicewise_metrics, ssim
 from pipeline.evaluation.outputs import (
     FAILURE_COLUMNS,
@@ -38,6 +39,7 @@ from pipeline.evaluation.outputs import (
     EvaluationResult,
     EvaluationRun,
     write_evaluation_outputs,
+    write_panels,
 )
 from pipeline.evaluation.sharpness import relative_sharpness
 from pipeline.evaluation.shards import read_evaluation_shard, shard_is_reusable, write_evaluation_shard
@@ -126,15 +128,40 @@ def _panel_for(
 
 
 def _crop_hr_and_mask(
-    hr_full: MetaTensor, mask_full: np.ndarray, zoom: Sequence[float], crop_to_mask: bool
-) -> tuple[MetaTensor, np.ndarray]:
-    """HR (1, X, Y, Z) and (X, Y, Z) mask cropped to multiples of the zoom (and to the brain if asked)."""
+    hr_full: MetaTensor,
+    mask_full: np.ndarray,
+    zoom: Sequence[float],
+    crop_to_mask: bool,
+    extras: dict[str, np.ndarray] | None = None,
+) -> tuple[MetaTensor, np.ndarray, dict[str, np.ndarray]]:
+    """HR (1, X, Y, Z), (X, Y, Z) mask and (X, Y, Z) ``extras`` (label maps on the HR grid) cropped alike
+    to multiples of the zoom (and to the brain if asked)."""
+    extras = extras or {}
     if not crop_to_mask:
         hr = crop_to_multiple(hr_full, zoom)
-        return hr, crop_to_multiple(torch.from_numpy(mask_full)[None], zoom)[0].numpy()
-    mask = MetaTensor(torch.from_numpy(mask_full.astype(np.uint8))[None], affine=hr_full.affine)
-    cropped = Compose(brain_crops(zoom, crop_to_mask=True))({"hr": hr_full, "mask": mask})
-    return cropped["hr"], cropped["mask"][0].numpy() > 0
+        crop = {k: crop_to_multiple(torch.from_numpy(v)[None], zoom)[0].numpy() for k, v in extras.items()}
+        return hr, crop_to_multiple(torch.from_numpy(mask_full)[None], zoom)[0].numpy(), crop
+    data = {"hr": hr_full, "mask": MetaTensor(torch.from_numpy(mask_full.astype(np.uint8))[None], affine=hr_full.affine)}
+    data.update({k: MetaTensor(torch.from_numpy(v)[None], affine=hr_full.affine) for k, v in extras.items()})
+    cropped = Compose(brain_crops(zoom, crop_to_mask=True, keys=list(data)))(data)
+    return cropped["hr"], cropped["mask"][0].numpy() > 0, {k: cropped[k][0].numpy() for k in extras}
+
+
+def _label_maps(row: pd.Series, hr: MetaTensor, checks: Sequence[str]) -> dict[str, np.ndarray]:
+    """The (X, Y, Z) label maps the downstream checks need: ``labels`` and ``tissue_labels`` (when present)."""
+    wanted = (["labels"] if "labels" in checks else []) + (["tissue_labels"] if "tissue" in checks else [])
+    maps = {}
+    for column in wanted:
+        path = row_path(row, column) if column in row.index else None
+        if path is None:
+            continue
+        volume = load_volume(path)
+        if tuple(volume.shape) != tuple(hr.shape):
+            raise ValueError(f"{path}: {column} shape {tuple(volume.shape[1:])} differs from the HR's {tuple(hr.shape[1:])}")
+        if not np.allclose(as_numpy_affine(volume.affine), as_numpy_affine(hr.affine), atol=_AFFINE_TOLERANCE_MM):
+            raise ValueError(f"{path}: {column} is not on the HR grid (affines differ)")
+        maps[column] = np.rint(volume[0].numpy()).astype(np.int32)
+    return maps
 
 
 def _qc_columns(
@@ -173,19 +200,29 @@ def _evaluate_scan(
     crop_to_mask: bool = False,
     progress: bool = False,
     qc: bool = False,
+    downstream: Sequence[str] = (),
+    tissue_contrast: str = "t1",
 ) -> _ScanOutcome:
     """Score every method on one manifest row; a failing method is recorded, the others go on."""
     sid = scan_id(row)
     hr_full = load_volume(row["hr"])
     mask_full, mask_source = _load_mask(row, hr_full)
     zoom = list(protocol.zoom_for(spacing_from_affine(hr_full.affine)))
-    hr, mask = _crop_hr_and_mask(hr_full, mask_full, zoom, crop_to_mask)
+    hr, mask, maps = _crop_hr_and_mask(hr_full, mask_full, zoom, crop_to_mask, _label_maps(row, hr_full, downstream))
     if not mask.any():
         raise ValueError(f"{sid}: the brain mask is empty")
     lr = protocol.degrade(hr)
     hr_array = hr[0].numpy()
     value_range = data_range(hr_array, mask)
     panel = _panel_for(hr, lr, mask, protocol, zoom, sid) if want_panel else None
+    reference = None
+    if downstream:
+        spacing = spacing_from_affine(as_numpy_affine(hr.affine))
+        reference = downstream_reference(
+            downstream, hr_array, mask, spacing, tissue_contrast, maps.get("labels"), maps.get("tissue_labels")
+        )
+        if panel is not None and reference.hr_tissues is not None:
+            panel.tissues["HR"] = np.take(reference.hr_tissues, panel.index, axis=panel.slice_axis)
     records, failures = [], []
     bar = tqdm(methods, desc=f"{sid} {protocol.name}", unit="method", leave=False, disable=not progress)
     for method in bar:
@@ -221,6 +258,11 @@ def _evaluate_scan(
             if qc and getattr(method, "network", None) is not None:  # baselines have no trust check
                 columns, uncertainty = _qc_columns(method, lr, sr, zoom, hr_array, mask)
                 record.update(columns)
+            if reference is not None:
+                columns, tissues = downstream_columns(reference, sr_array)
+                record.update(columns)
+                if panel is not None and tissues is not None:
+                    panel.tissues[method.name] = np.take(tissues, panel.index, axis=panel.slice_axis)
             if volumes_dir is not None:
                 save_nifti(sr, volumes_dir / method.name / f"{sid}.nii.gz", inputs=[row["hr"]])
                 if uncertainty is not None:
@@ -255,11 +297,13 @@ def _score_rows(
     crop_to_mask: bool,
     progress: bool,
     qc: bool = False,
+    downstream: Sequence[str] = (),
+    tissue_contrast: str = "t1",
 ) -> tuple[pd.DataFrame, pd.DataFrame, PanelSlices | None]:
     """Score every method on ``rows``: the per-scan table, the failures and the first scan's panel.
 
-    Rows of the per-scan table (:data:`PER_SCAN_COLUMNS`) follow ``rows``, methods in order within
-    a scan; failures (:data:`FAILURE_COLUMNS`) list failed scans first, then failed (scan, method)
+    Rows of the per-scan table (:data:`PER_SCAN_COLUMNS`, then the downstream columns any row has)
+    follow ``rows``, methods in order within a scan; failures (:data:`FAILURE_COLUMNS`) list failed scans first, then failed (scan, method)
     pairs, each in row order.
     """
     method_failures: list[dict[str, str]] = []
@@ -267,7 +311,16 @@ def _score_rows(
 
     def job(row: pd.Series) -> list[dict[str, Any]]:
         outcome = _evaluate_scan(
-            row, protocol, methods, volumes_dir, want_panel=not panels, crop_to_mask=crop_to_mask, progress=progress, qc=qc
+            row,
+            protocol,
+            methods,
+            volumes_dir,
+            want_panel=not panels,
+            crop_to_mask=crop_to_mask,
+            progress=progress,
+            qc=qc,
+            downstream=downstream,
+            tissue_contrast=tissue_contrast,
         )
         method_failures.extend(outcome.failures)
         if outcome.panel is not None:
@@ -278,8 +331,9 @@ def _score_rows(
     cohort = run_cohort(items, description=f"evaluate {protocol.name}", progress=progress)
     failures = [{key: f.get(key, "") for key in FAILURE_COLUMNS} for f in cohort.failures + method_failures]
     records = [r for scan in cohort.done for r in cohort.results[scan]]
+    extra = [c for c in downstream_column_names() if any(c in r for r in records)]
     return (
-        pd.DataFrame(records, columns=list(PER_SCAN_COLUMNS)),
+        pd.DataFrame(records, columns=list(PER_SCAN_COLUMNS) + extra),
         pd.DataFrame(failures, columns=list(FAILURE_COLUMNS)),
         panels[0] if panels else None,
     )
@@ -295,6 +349,8 @@ def _settings(
     crop_to_mask: bool,
     save_volumes: bool,
     qc: bool = False,
+    downstream: Sequence[str] = (),
+    tissue_contrast: str = "t1",
 ) -> dict[str, Any]:
     """What a shard's outputs depend on: shards merge (and a complete shard is reused) only when these agree."""
     bundles = [getattr(m, "bundle_info", None) or {} for m in methods]
@@ -312,6 +368,8 @@ def _settings(
         "crop_to_mask": crop_to_mask,
         "save_volumes": save_volumes,
         "qc": qc,
+        "downstream": list(downstream),
+        "tissue_contrast": tissue_contrast,
     }
 
 
@@ -331,6 +389,8 @@ def evaluate_cohort(
     shard: Shard | None = None,
     resume: bool = True,
     qc: bool = False,
+    downstream: Sequence[str] = (),
+    tissue_contrast: str = "t1",
 ) -> EvaluationResult:
     """Evaluate SR methods on the HR scans of a manifest degraded by a named protocol.
 
@@ -360,11 +420,17 @@ def evaluate_cohort(
             settings and rows instead of recomputing it.
         qc: also score the trust check of every network output (:func:`pipeline.qc.qc_measures`):
             ``data_consistency``, ``uncertainty_mean`` and ``uncertainty_error_spearman`` columns.
+        downstream: downstream checks (:data:`~pipeline.evaluation.downstream.DOWNSTREAM_CHECKS`):
+            ``"tissue"`` segments HR and every output into CSF/GM/WM with ANTs Atropos and adds Dice and
+            volume-error columns (``dice_*_manual`` too when the manifest has ``tissue_labels``);
+            ``"labels"`` adds intensity and volume agreement in named structures of the ``labels`` map.
+        tissue_contrast: the scans' contrast for ``tissue`` ("t1", "t2" or "flair": which tissue is darkest).
 
     Returns:
         :class:`EvaluationResult`. Outputs in ``output_dir``, each written atomically:
         ``per_scan_metrics.csv``, ``summary.csv``, ``summary.md``, ``boxplot_psnr_ssim.png``,
-        ``panel.png`` (first evaluated scan), ``report.md``, and ``failures.csv`` when anything
+        ``panel.png`` (first evaluated scan), ``report.md``, with ``tissue`` ``downstream_boxplots.png``
+        and ``tissue_panel.png``, and ``failures.csv`` when anything
         failed (a stale one is removed otherwise). With ``shard``: the shard's partial outputs.
 
     Raises:
@@ -380,6 +446,7 @@ def evaluate_cohort(
         >>> result.summary[["method", "psnr_mean", "p_psnr_vs_cubic"]]
     """
     proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
+    check_downstream(downstream, tissue_contrast)
     table = read_manifest(manifest, data_root=data_root, split=split, require=("hr",))
     sr_methods = _load_methods(methods, device, precision, progress)
     out = Path(output_dir)
@@ -387,9 +454,10 @@ def evaluate_cohort(
     volumes_dir = out / "volumes" if save_volumes else None
     run = EvaluationRun(proto, str(manifest), split, [m.name for m in sr_methods], len(table))
     if shard is None:
-        per_scan, failures, panel = _score_rows(table, proto, sr_methods, volumes_dir, crop_to_mask, progress, qc)
-        if panel is not None:
-            plot_panel(panel, out / "panel.png", title=proto.name)
+        per_scan, failures, panel = _score_rows(
+            table, proto, sr_methods, volumes_dir, crop_to_mask, progress, qc, downstream, tissue_contrast
+        )
+        write_panels(panel, out, proto.name)
         result = write_evaluation_outputs(out, run, per_scan, failures, panel.scan_id if panel is not None else None)
         if volumes_dir is not None:
             result.files["volumes"] = volumes_dir
@@ -397,10 +465,14 @@ def evaluate_cohort(
 
     positions = list(shard.positions(len(table)))
     rows = table.iloc[positions]
-    settings = _settings(manifest, split, data_root, proto, sr_methods, len(table), crop_to_mask, save_volumes, qc)
+    settings = _settings(
+        manifest, split, data_root, proto, sr_methods, len(table), crop_to_mask, save_volumes, qc, downstream, tissue_contrast
+    )
     row_ids = [(p, str(sid)) for p, sid in zip(positions, rows["scan_id"])]
     if resume and shard_is_reusable(out, shard, settings, row_ids):
         return read_evaluation_shard(out, shard)
     start_shard(out, shard)
-    per_scan, failures, panel = _score_rows(rows, proto, sr_methods, volumes_dir, crop_to_mask, progress, qc)
+    per_scan, failures, panel = _score_rows(
+        rows, proto, sr_methods, volumes_dir, crop_to_mask, progress, qc, downstream, tissue_contrast
+    )
     return write_evaluation_shard(out, shard, run, settings, row_ids, per_scan, failures, panel)

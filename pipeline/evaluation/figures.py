@@ -23,7 +23,7 @@ from scipy.ndimage import uniform_filter
 
 from pipeline.io.atomic import atomic_path
 
-__all__ = ["PanelSlices", "detail_window", "plot_boxplots", "plot_panel"]
+__all__ = ["PanelSlices", "detail_window", "new_figure", "plot_boxplots", "plot_panel", "save_png"]
 
 
 @dataclass
@@ -42,6 +42,7 @@ class PanelSlices:
         sr: method name → (A, B) SR slice.
         psnr: method name → whole-volume masked PSNR (dB) for the titles.
         uncertainty: method name → (A, B) slice of its uncertainty map (``mrisr evaluate --qc``), if any.
+        tissues: "HR" and method names → (A, B) tissue-label slice (``mrisr evaluate --downstream tissue``).
     """
 
     scan_id: str
@@ -55,15 +56,18 @@ class PanelSlices:
     sr: dict[str, np.ndarray] = field(default_factory=dict)
     psnr: dict[str, float] = field(default_factory=dict)
     uncertainty: dict[str, np.ndarray] = field(default_factory=dict)
+    tissues: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
+    """A constrained-layout figure (inches) on its own Agg canvas: no display, pyplot's state untouched."""
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
-def _save(fig: Figure, path: str | os.PathLike) -> Path:
+def save_png(fig: Figure, path: str | os.PathLike) -> Path:
+    """Save ``fig`` as a 120-dpi PNG atomically (a temporary name, then a rename)."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     return Path(path)
@@ -78,7 +82,7 @@ def plot_boxplots(per_scan: pd.DataFrame, path: str | os.PathLike, methods: Sequ
         methods: the methods to show, in order.
         title: figure title.
     """
-    fig = _figure(max(6.0, 1.6 * len(methods) + 2), 4.2)
+    fig = new_figure(max(6.0, 1.6 * len(methods) + 2), 4.2)
     axes = fig.subplots(1, 2)
     for ax, (column, label) in zip(axes, (("psnr", "PSNR in brain mask (dB)"), ("ssim", "SSIM in brain mask"))):
         data = [per_scan.loc[per_scan["method"] == m, column].astype(float).to_numpy() for m in methods]
@@ -92,7 +96,7 @@ def plot_boxplots(per_scan: pd.DataFrame, path: str | os.PathLike, methods: Sequ
         ax.grid(axis="y", alpha=0.3)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def detail_window(hr: np.ndarray, mask: np.ndarray, size: int = 48) -> tuple[slice, slice]:
@@ -162,7 +166,7 @@ def plot_panel(
     uncertain = [name for name in names if name in panel.uncertainty]
     umax = max([float(np.percentile(panel.uncertainty[n][window][inside], 99.5)) for n in uncertain] + [1e-12])
     image_rows = 3 if uncertain else 2
-    fig = _figure(width * columns + 0.9, image_rows * (height + 0.5) + width * panel.aspect + 0.9)
+    fig = new_figure(width * columns + 0.9, image_rows * (height + 0.5) + width * panel.aspect + 0.9)
     axes = fig.subplots(
         image_rows + 1, columns, squeeze=False, height_ratios=[height] * image_rows + [width * panel.aspect]
     )
@@ -198,10 +202,12 @@ def plot_panel(
         if uncertain:
             if name in panel.uncertainty:
                 label = f"{name} uncertainty (sd)"
-                uncertainty_handle = show(axes[2, column], panel.uncertainty[name][window], label, cmap="magma", vmin=0.0, vmax=umax)
+                uncertainty_handle = show(
+                    axes[2, column], panel.uncertainty[name][window], label, cmap="magma", vmin=0.0, vmax=umax
+                )
             else:
                 axes[2, column].axis("off")
-    for ax in axes[1 : image_rows, :2].ravel():
+    for ax in axes[1:image_rows, :2].ravel():
         ax.axis("off")
     if error_handle is not None:
         fig.colorbar(error_handle, ax=list(axes[1, 2:]), shrink=0.9, label="|error| (HR intensity units)")
@@ -212,4 +218,4 @@ def plot_panel(
         f"detail: {detail_hr.shape[0]}x{detail_hr.shape[1]} voxels (orange box)"
     )
     fig.suptitle(f"{title} — {where}" if title else where, fontsize=10)
-    return _save(fig, path)
+    return save_png(fig, path)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.cohort import CohortReport
-from pipeline.evaluation.figures import plot_boxplots
+from pipeline.evaluation.downstream_figures import plot_downstream_boxplots, plot_tissue_panel
+from pipeline.evaluation.figures import PanelSlices, plot_boxplots, plot_panel
 from pipeline.evaluation.report import render_report
 from pipeline.evaluation.summary import summarize, summary_markdown
 from pipeline.inference import software_versions
@@ -28,6 +29,7 @@ __all__ = [
     "EvaluationResult",
     "EvaluationRun",
     "write_evaluation_outputs",
+    "write_panels",
 ]
 
 PER_SCAN_COLUMNS = (
@@ -98,6 +100,21 @@ class EvaluationRun:
     n_rows: int
 
 
+def write_panels(panel: PanelSlices | None, folder: Path, title: str) -> None:
+    """Draw ``panel.png`` and, when the panel has tissue labels, ``tissue_panel.png`` in ``folder``;
+    remove stale ones that this run does not draw."""
+    tissue_path = folder / "tissue_panel.png"
+    if panel is None:
+        (folder / "panel.png").unlink(missing_ok=True)
+        tissue_path.unlink(missing_ok=True)
+        return
+    plot_panel(panel, folder / "panel.png", title=title)
+    if "HR" in panel.tissues and len(panel.tissues) > 1:
+        plot_tissue_panel(panel, tissue_path, title=title)
+    else:
+        tissue_path.unlink(missing_ok=True)
+
+
 def write_evaluation_outputs(
     out: Path,
     run: EvaluationRun,
@@ -113,7 +130,8 @@ def write_evaluation_outputs(
         per_scan: one row per (scan, method), columns :data:`PER_SCAN_COLUMNS`, in manifest order.
         failures: columns :data:`FAILURE_COLUMNS`; ``failures.csv`` is written when not empty, and a
             stale one removed otherwise.
-        panel_scan: the scan shown in ``out/panel.png``, already drawn; ``None`` when there is none.
+        panel_scan: the scan shown in ``out/panel.png`` (and ``out/tissue_panel.png`` when the run
+            had the ``tissue`` check), already drawn; ``None`` when there is none.
 
     Raises:
         RuntimeError: ``per_scan`` is empty (``failures.csv`` says why).
@@ -132,9 +150,15 @@ def write_evaluation_outputs(
     scored = [name for name in run.methods if name in set(per_scan["method"])]
     files["boxplot"] = plot_boxplots(per_scan, out / "boxplot_psnr_ssim.png", scored, title=title)
     figures = {"PSNR and SSIM per method (box plots)": files["boxplot"].name}
+    if "dice_gm" in per_scan and per_scan["dice_gm"].notna().any():
+        files["downstream_boxplot"] = plot_downstream_boxplots(per_scan, out / "downstream_boxplots.png", scored, title)
+        figures["Tissue Dice and volume error per method (box plots)"] = files["downstream_boxplot"].name
     if panel_scan is not None:
         files["panel"] = out / "panel.png"
         figures[f"Slices of scan {panel_scan} with |error| maps"] = files["panel"].name
+        if (out / "tissue_panel.png").is_file():
+            files["tissue_panel"] = out / "tissue_panel.png"
+            figures[f"Tissue segmentations of scan {panel_scan}, disagreement with HR in red"] = "tissue_panel.png"
     report = render_report(
         protocol=run.protocol,
         manifest=run.manifest,

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 import pandas as pd
 
 from pipeline.evaluation.metrics import SSIM_KERNEL_SIGMA, SSIM_KERNEL_SIZE
-from pipeline.evaluation.summary import REFERENCE_METHOD, summary_markdown
+from pipeline.evaluation.structures import NAMED_STRUCTURES, STRUCTURE_MARGIN_VOXELS
+from pipeline.evaluation.summary import REFERENCE_METHOD, downstream_markdown, summary_markdown
+from pipeline.evaluation.tissue import ATROPOS
 from pipeline.protocols import Protocol
 
 __all__ = ["render_report"]
@@ -100,6 +102,7 @@ def render_report(
         "## Summary (mean ± sd over scans)",
         "",
         summary_markdown(summary),
+        *_downstream_section(per_scan, summary),
         "## Figures",
         "",
     ]
@@ -110,3 +113,30 @@ def render_report(
     lines += [_table(failures) if not failures.empty else "None.\n"]
     lines += ["## Software", "", _table(pd.DataFrame({"package": list(versions), "version": list(versions.values())}))]
     return "\n".join(lines)
+
+
+def _downstream_section(per_scan: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+    """The report's lines on the downstream checks (none when the run had none)."""
+    tables = downstream_markdown(summary)
+    if not tables:
+        return []
+    lines = ["## Downstream checks (mean ± sd over scans)", ""]
+    if "dice_gm" in per_scan:
+        seconds = per_scan["segmentation_s"].astype(float)
+        lines += [
+            f"- **Tissue segmentation**: {ATROPOS.describe()}. The HR and every method's output are segmented "
+            "alike; Dice and the signed volume error (SR − HR, % of HR) are against the HR's segmentation"
+            + ("; `*_manual` against the manifest's manual tissue labels" if "dice_gm_manual" in per_scan else "")
+            + f". Segmentation took {seconds.mean():.1f} s per output on average (max {seconds.max():.1f} s).",
+        ]
+    if any(c.startswith("intensity_error_") for c in per_scan):
+        named = ", ".join(
+            f"{name.replace('_', ' ')} ({'/'.join(map(str, ids))})" for name, ids in NAMED_STRUCTURES.items()
+        )
+        lines += [
+            f"- **Structures** of the manifest's `labels` map (Neuromorphometrics labels): {named}. Intensity error "
+            "= mean SR − mean HR in the structure, % of the HR mean; volume error = voxels within "
+            f"{STRUCTURE_MARGIN_VOXELS} voxels of the structure whose intensity lies in the HR's 5th-95th "
+            "percentile range inside it, SR − HR, % of HR.",
+        ]
+    return lines + ["", tables]

@@ -22,13 +22,13 @@ import numpy as np
 import pandas as pd
 
 from pipeline.cohort import CohortReport
-from pipeline.evaluation.figures import PanelSlices, plot_panel
+from pipeline.evaluation.figures import PanelSlices
 from pipeline.evaluation.outputs import (
     FAILURE_COLUMNS,
-    PER_SCAN_COLUMNS,
     EvaluationResult,
     EvaluationRun,
     write_evaluation_outputs,
+    write_panels,
 )
 from pipeline.evaluation.summary import summarize
 from pipeline.io import atomic_path, atomic_write_text
@@ -50,9 +50,10 @@ _TEXT_COLUMNS = ("scan_id", "subject_id", "method", "precision", "mask_source")
 
 def _read_tables(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A shard's per-scan table (numbers exactly as computed) and its failures (empty when none)."""
-    numbers = [c for c in PER_SCAN_COLUMNS if c not in _TEXT_COLUMNS]
+    path = folder / "per_scan_metrics.csv"
+    numbers = [c for c in pd.read_csv(path, nrows=0).columns if c not in _TEXT_COLUMNS]  # downstream columns too
     per_scan = pd.read_csv(
-        folder / "per_scan_metrics.csv",
+        path,
         dtype={**{c: str for c in _TEXT_COLUMNS}, **{c: float for c in numbers}},
         keep_default_na=False,
         na_values={c: [""] for c in numbers},
@@ -94,10 +95,7 @@ def write_evaluation_shard(
     folder = shard_folder(output_dir, shard)
     atomic_write_text(folder / "per_scan_metrics.csv", per_scan.to_csv(index=False))
     CohortReport(failures=failures.to_dict("records")).write_failures(folder / "failures.csv")
-    if panel is not None:
-        plot_panel(panel, folder / "panel.png", title=run.protocol.name)
-    else:
-        (folder / "panel.png").unlink(missing_ok=True)
+    write_panels(panel, folder, run.protocol.name)
     write_shard_record(
         output_dir,
         shard,
@@ -157,8 +155,13 @@ def merge_evaluation_shards(
     panel_scan = None
     if panels:
         _, k, panel_scan = min(panels)
-        with atomic_path(out / "panel.png") as tmp:
-            shutil.copyfile(shard_folder(out, Shard(k, shard.count)) / "panel.png", tmp)
+        for name in ("panel.png", "tissue_panel.png"):
+            source = shard_folder(out, Shard(k, shard.count)) / name
+            if source.is_file():
+                with atomic_path(out / name) as tmp:
+                    shutil.copyfile(source, tmp)
+            elif name == "tissue_panel.png":
+                (out / name).unlink(missing_ok=True)
     settings = records[0]["settings"]
     run = EvaluationRun(
         protocol or get_protocol(settings["protocol"]),

@@ -10,7 +10,17 @@ import numpy as np
 import pandas as pd
 from scipy.stats import wilcoxon
 
-__all__ = ["METRIC_COLUMNS", "REFERENCE_METHOD", "paired_wilcoxon", "summarize", "summary_markdown"]
+from pipeline.evaluation.downstream import downstream_column_names
+from pipeline.evaluation.structures import NAMED_STRUCTURES
+
+__all__ = [
+    "METRIC_COLUMNS",
+    "REFERENCE_METHOD",
+    "downstream_markdown",
+    "paired_wilcoxon",
+    "summarize",
+    "summary_markdown",
+]
 
 METRIC_COLUMNS = (
     "psnr",
@@ -74,13 +84,16 @@ def summarize(per_scan: pd.DataFrame, reference: str = REFERENCE_METHOD) -> pd.D
         sd, ``nan`` for n < 2) for each metric, ``n_paired`` (scans shared with the reference),
         ``psnr_gain_vs_<reference>`` (mean paired PSNR difference, dB), and
         ``p_psnr_vs_<reference>`` / ``p_ssim_vs_<reference>`` (see :func:`paired_wilcoxon`).
-        The comparison columns are ``nan`` for the reference itself and when it is absent.
+        Downstream columns that ``per_scan`` has (``mrisr evaluate --downstream``) get a mean, an sd and a
+        ``p_<column>_vs_<reference>``. The comparison columns are ``nan`` for the reference itself and
+        when it is absent.
     """
+    downstream = [c for c in downstream_column_names() if c in per_scan and c != "segmentation_s"]
     ref = per_scan[per_scan["method"] == reference].set_index("scan_id")
     rows = []
     for method, group in per_scan.groupby("method", sort=False):
         row: dict[str, object] = {"method": method, "n": len(group)}
-        for column in METRIC_COLUMNS:
+        for column in (*METRIC_COLUMNS, *downstream, *(["segmentation_s"] if "segmentation_s" in per_scan else [])):
             values = group[column].astype(float)
             row[f"{column}_mean"] = float(values.mean())
             row[f"{column}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
@@ -89,7 +102,7 @@ def summarize(per_scan: pd.DataFrame, reference: str = REFERENCE_METHOD) -> pd.D
         row["n_paired"] = len(paired) if method != reference else float("nan")
         gain = (paired["psnr"] - paired["psnr_ref"]).replace([np.inf, -np.inf], np.nan).mean() if compare else math.nan
         row[f"psnr_gain_vs_{reference}"] = float(gain)
-        for metric in ("psnr", "ssim"):
+        for metric in ("psnr", "ssim", *downstream):
             p_value = paired_wilcoxon(paired[metric], paired[f"{metric}_ref"]) if compare else math.nan
             row[f"p_{metric}_vs_{reference}"] = p_value
         rows.append(row)
@@ -116,5 +129,55 @@ def summary_markdown(summary: pd.DataFrame, reference: str = REFERENCE_METHOD) -
         gain = row[f"psnr_gain_vs_{reference}"]
         cells.append(_fmt(gain, "+.2f"))
         cells += [_fmt(row[f"p_{m}_vs_{reference}"], ".3g") for m in ("psnr", "ssim")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# (column, header, format) of the downstream table, shown when the run has the column
+_DOWNSTREAM_MARKDOWN = (
+    ("dice_gm", "GM Dice vs HR", ".4f"),
+    ("volume_error_gm_pct", "GM volume error (%)", "+.2f"),
+    ("dice_wm", "WM Dice vs HR", ".4f"),
+    ("volume_error_wm_pct", "WM volume error (%)", "+.2f"),
+    ("dice_csf", "CSF Dice vs HR", ".4f"),
+    ("volume_error_csf_pct", "CSF volume error (%)", "+.2f"),
+    ("dice_gm_manual", "GM Dice vs manual", ".4f"),
+    ("dice_wm_manual", "WM Dice vs manual", ".4f"),
+    ("segmentation_s", "segmentation (s)", ".1f"),
+)
+
+
+def downstream_markdown(summary: pd.DataFrame, reference: str = REFERENCE_METHOD) -> str:
+    """The downstream summary as markdown tables (mean ± sd; p of the paired Wilcoxon test vs ``reference``).
+
+    One table for the tissue check and one for the structures of the labels check, each present only when the
+    run has its columns; an empty string when it has neither.
+    """
+    tables = []
+    tissue = [c for c in _DOWNSTREAM_MARKDOWN if f"{c[0]}_mean" in summary]
+    if tissue:
+        tables.append(_downstream_table(summary, tissue, reference, ("dice_gm", "dice_wm")))
+    structures = [
+        (f"{kind}_error_{name}_pct", f"{name.replace('_', ' ')} {kind} error (%)", "+.2f")
+        for name in NAMED_STRUCTURES
+        for kind in ("intensity", "volume")
+        if f"{kind}_error_{name}_pct_mean" in summary
+    ]
+    if structures:
+        tables.append(_downstream_table(summary, structures, reference, ()))
+    return "\n".join(tables)
+
+
+def _downstream_table(
+    summary: pd.DataFrame, shown: Sequence[tuple[str, str, str]], reference: str, tested: Sequence[str]
+) -> str:
+    headers = ["method", "n"] + [h for _, h, _ in shown] + [f"p {c.replace('_', ' ')} vs {reference}" for c in tested]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|"]
+    for _, row in summary.iterrows():
+        cells = [str(row["method"]), str(int(row["n"]))]
+        for column, _, spec in shown:
+            mean, sd = row[f"{column}_mean"], row[f"{column}_sd"]
+            cells.append(_fmt(mean, spec) + ("" if math.isnan(sd) else f" ± {_fmt(sd, spec.lstrip('+'))}"))
+        cells += [_fmt(row.get(f"p_{c}_vs_{reference}", math.nan), ".3g") for c in tested]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
