@@ -9,6 +9,7 @@ paths resolve against ``data_root`` when given, else against the manifest's own 
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 
@@ -22,6 +23,27 @@ SPLITS = ("train", "val", "test")
 
 class ManifestError(ValueError):
     """A manifest is unreadable or breaks the schema; the message names the file and the row/column."""
+
+
+def _check_widths(manifest: Path) -> None:
+    """Raise unless every row has as many fields as the header.
+
+    A row with one field more (a trailing comma on every line) would make pandas read the first
+    column as the index and shift every value one column to the left; a row with fewer fields
+    leaves it unclear which column lost its value. The message gives the first wrong line's number.
+    """
+    with manifest.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        wrong = [(reader.line_num, len(row)) for row in reader if row and header and len(row) != len(header)]
+    if wrong:
+        line, width = wrong[0]
+        hint = "a trailing comma?" if width > len(header) else "a missing field?"
+        others = f"; {len(wrong) - 1} other line(s) differ too" if len(wrong) > 1 else ""
+        raise ManifestError(
+            f"{manifest}: line {line} has {width} fields but the header has {len(header)} ({hint}){others}; "
+            "give every row one value per column (quote values that hold commas)"
+        )
 
 
 def _resolve(value: object, base: Path) -> str | None:
@@ -52,7 +74,8 @@ def read_manifest(
 
     Raises:
         FileNotFoundError: the manifest is missing.
-        ManifestError: an empty or unreadable file, missing columns, empty paths in required
+        ManifestError: an empty or unreadable file, a row whose number of fields differs from the
+            header's (the line number is given), missing columns, empty paths in required
             columns, duplicate scan ids (also after cleaning them into file names, see
             :func:`scan_id`), an unknown split, or no rows left after filtering.
     """
@@ -60,10 +83,11 @@ def read_manifest(
     if not manifest.is_file():
         raise FileNotFoundError(f"{manifest}: manifest not found")
     try:
+        _check_widths(manifest)
         table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError as err:
         raise ManifestError(f"{manifest}: empty file (no header row; see data_manifests/README.md)") from err
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as err:
         raise ManifestError(f"{manifest}: not a readable CSV: {' '.join(str(err).split())}") from err
     table.columns = [c.strip() for c in table.columns]
     if "subject_id" not in table.columns:

@@ -8,9 +8,14 @@ All volumes are small and synthetic.
 
 from __future__ import annotations
 
+import errno
 import gzip
+import io
 import json
 import os
+import pickle
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -404,12 +409,28 @@ def test_no_computation_before_the_output_check(nifti_file: Path, tmp_path: Path
         degrade_file(never, nifti_file, tmp_path / "lr.mha")
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs POSIX permissions and a non-root user")
-def test_unwritable_output_folder(nifti_file: Path, tmp_path: Path, capsys) -> None:
+@pytest.fixture
+def locked_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A folder no one may write in: mode 0o500, and for root, whom modes do not stop, ``os.access`` says so too."""
+    if os.name != "posix":
+        pytest.skip("needs POSIX permissions")
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    assert main(["infer", str(nifti_file), "-o", str(locked / "sr.nii.gz"), *CUBIC_X2]) == 1
+    if os.geteuid() == 0:  # CI runs as root: refuse it what the kernel refuses other users
+        real_access = os.access
+
+        def access(path: os.PathLike, mode: int, **kwargs: object) -> bool:
+            return not (mode & os.W_OK and Path(path) == locked) and real_access(path, mode, **kwargs)
+
+        monkeypatch.setattr(os, "access", access)
+    yield locked
+    locked.chmod(0o700)
+
+
+def test_unwritable_output_folder(nifti_file: Path, locked_folder: Path, capsys) -> None:
+    assert main(["infer", str(nifti_file), "-o", str(locked_folder / "sr.nii.gz"), *CUBIC_X2]) == 1
     _error_line(capsys, "sr.nii.gz", "not writable")
+    assert not list(locked_folder.iterdir())
 
 
 def test_an_unexpected_error_is_still_one_line(monkeypatch: pytest.MonkeyPatch, nifti_file: Path, tmp_path: Path, capsys):
@@ -462,3 +483,302 @@ def test_atomic_write_syncs_before_the_rename(tmp_path: Path, monkeypatch: pytes
     with atomic_path(tmp_path / "x.json") as tmp:
         tmp.write_text("{}")
     assert events[:2] == ["fsync", "replace"] and (tmp_path / "x.json").read_text() == "{}"
+
+
+# Issue 26: failures a pipeline sees are one line, and nothing is misread ---------------------------
+
+
+def _fails_with(capsys: pytest.CaptureFixture, message: str, output: Path) -> None:
+    """Stderr holds one error line, ``mrisr: error: <message>``, and no traceback; no ``output``, no temporary."""
+    assert _error_line(capsys) == f"mrisr: error: {message}"
+    assert not output.exists() and not _temporaries(output.parent if output.parent.exists() else output.parents[1])
+
+
+def _unchanged(*paths: Path) -> dict[Path, bytes]:
+    """The contents of ``paths``, to compare before and after a command."""
+    return {path: path.read_bytes() for path in paths}
+
+
+class _RunsCode:
+    """A pickled object that, loaded without ``weights_only``, would create ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def _srcnn_copy(root: Path, weights: bytes | None) -> Path:
+    """The srcnn bundle's configs at ``root`` with ``weights`` as its ``models/model.pt`` (none for ``None``)."""
+    shutil.copytree(SRCNN_BUNDLE / "configs", root / "configs")
+    (root / "models").mkdir()
+    if weights is not None:
+        (root / "models" / "model.pt").write_bytes(weights)
+    return root
+
+
+def _bad_weights(case: str, folder: Path) -> bytes | None:
+    """A ``model.pt`` of the kind ``case`` (``None``: no file); a malicious one would write in ``folder``."""
+    good = (SRCNN_BUNDLE / "models" / "model.pt").read_bytes()
+    if case == "malicious":
+        return pickle.dumps(_RunsCode(folder / "ran.txt"), protocol=2)
+    if case == "foreign":  # another network's weights
+        buffer = io.BytesIO()
+        torch.save({"w": torch.zeros(1)}, buffer)
+        return buffer.getvalue()
+    return {"missing": None, "empty": b"", "truncated": good[: len(good) // 2], "good": good}[case]
+
+
+WEIGHT_PROBLEMS = {
+    "missing": "no trained weights",
+    "empty": "empty file (0 bytes), not trained weights",
+    "truncated": "not a readable PyTorch checkpoint (truncated or corrupt file?)",
+    "malicious": "refused: it holds Python objects besides weights, and loading them could run code",
+    "foreign": "its weights do not fit the network SRCNN: Error(s) in loading state_dict for SRCNN: Missing key(s) in "
+    'state_dict: "layers.0.conv.weight", "layers.0.conv.bias", "layers.1.conv.weight", "layers.1.conv.bias", '
+    '"layers.2.conv.weight", "layers.2.conv.bias". Unexpected key(s) in state_dict: "w".',
+}
+NO_CUDA = "CUDA is not available on this machine; use --device cpu"
+DEVICE_PROBLEMS = {
+    "tpu9": "--device 'tpu9' is not a device; use auto, cpu, cuda or cuda:N",
+    "cuda:x": "--device 'cuda:x' is not a device; use auto, cpu, cuda or cuda:N",
+    **(
+        {"cuda:99": f"device cuda:99 asked for, but this machine has {torch.cuda.device_count()} CUDA device(s)"}
+        if torch.cuda.is_available()
+        else {"cuda": f"device cuda asked for, but {NO_CUDA}", "cuda:0": f"device cuda:0 asked for, but {NO_CUDA}"}
+    ),
+}
+
+
+def _run_bundle(root: Path, source: Path, output: Path, device: str) -> None:
+    """``python -m monai.bundle run`` of the bundle at ``root``, in this process; it must exit with code 1."""
+    workflow = ConfigWorkflow(
+        config_file=str(root / "configs" / "inference.json"),
+        meta_file=str(root / "configs" / "metadata.json"),
+        logging_file=False,
+        workflow_type=None,
+        bundle_root=str(root),
+        device=device,
+        input_image=str(source),
+        output_image=str(output),
+    )
+    workflow.initialize()
+    with pytest.raises(SystemExit) as exit_info:
+        workflow.run()
+    assert exit_info.value.code == 1
+
+
+@pytest.mark.parametrize("case", list(WEIGHT_PROBLEMS))
+def test_bundle_run_with_bad_weights_is_one_line(tmp_path: Path, case: str, capsys) -> None:
+    root = _srcnn_copy(tmp_path / "bundle", _bad_weights(case, tmp_path))
+    source, output = _write(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4))), tmp_path / "out" / "sr.nii.gz"
+    before = _unchanged(source)
+    _run_bundle(root, source, output, "$torch.device('cpu')")
+    _fails_with(capsys, f"{root / 'models' / 'model.pt'}: {WEIGHT_PROBLEMS[case]}", output)
+    assert _unchanged(source) == before and not (tmp_path / "ran.txt").exists()
+
+
+@pytest.mark.parametrize("device", list(DEVICE_PROBLEMS))
+def test_bundle_run_on_an_absent_device_is_one_line(tmp_path: Path, device: str, capsys) -> None:
+    root = _srcnn_copy(tmp_path / "bundle", _bad_weights("good", tmp_path))
+    source, output = _write(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4))), tmp_path / "sr.nii.gz"
+    _run_bundle(root, source, output, device)
+    _fails_with(capsys, DEVICE_PROBLEMS[device], output)
+
+
+def test_bundle_command_line_with_truncated_weights(tmp_path: Path) -> None:
+    root = _srcnn_copy(tmp_path / "bundle", _bad_weights("truncated", tmp_path))
+    source, output = _write(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4))), tmp_path / "sr.nii.gz"
+    command = [sys.executable, "-m", "monai.bundle", "run", "--bundle_root", str(root), "--device", "cpu"]
+    command += ["--config_file", str(root / "configs" / "inference.json"), "--input_image", str(source)]
+    command += ["--output_image", str(output)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    checkpoint = root / "models" / "model.pt"
+    assert result.stderr.strip().splitlines()[-1] == f"mrisr: error: {checkpoint}: {WEIGHT_PROBLEMS['truncated']}"
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("case", ["empty", "truncated", "malicious"])
+def test_infer_with_a_bundle_folder_of_bad_weights_names_model_pt(tmp_path: Path, case: str, capsys) -> None:
+    root = _srcnn_copy(tmp_path / "bundle", _bad_weights(case, tmp_path))
+    source, output = _write(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4))), tmp_path / "sr.nii.gz"
+    assert main(["infer", str(source), "-o", str(output), "--method", str(root), *CUBIC_X2[2:], "--device", "cpu"]) == 1
+    _fails_with(capsys, f"{root / 'models' / 'model.pt'}: {WEIGHT_PROBLEMS[case]}", output)
+
+
+@pytest.mark.parametrize(
+    "rows, line, width, others",
+    [
+        ("s0,v0.nii.gz,\ns1,v1.nii.gz,\n", 2, 3, "; 1 other line(s) differ too"),  # pandas took column 1 as the index
+        ("s0,v0.nii.gz\ns1,v1.nii.gz,extra\n", 3, 3, ""),
+    ],
+    ids=["trailing_commas", "one_wide_row"],
+)
+def test_manifest_rows_wider_than_the_header_name_the_line(
+    tmp_path: Path, rows: str, line: int, width: int, others: str, capsys
+) -> None:
+    for i in range(2):
+        _write(tmp_path / f"v{i}.nii.gz", blob_volume((8, 8, 6), seed=i))
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("subject_id,lr\n" + rows)
+    out = tmp_path / "out"
+    assert main(["infer", "--manifest", str(manifest), "--output-dir", str(out), *CUBIC_X2, "--no-progress"]) == 1
+    problem = f"line {line} has {width} fields but the header has 2 (a trailing comma?){others}"
+    advice = "give every row one value per column (quote values that hold commas)"
+    _fails_with(capsys, f"{manifest}: {problem}; {advice}", out)
+
+
+def _itk_files(folder: Path) -> dict[str, Path]:
+    """MetaImage/NRRD files whose headers lie: huge sizes, truncated data, a missing data file."""
+    import itk
+
+    image = itk.image_from_array(blob_volume((6, 8, 10)))  # ITK's (x, y, z) = (10, 8, 6)
+    for name, compressed in (("raw.mha", False), ("zip.mha", True), ("raw.nrrd", False), ("raw.mhd", False)):
+        itk.imwrite(image, str(folder / name), compression=compressed)
+    raw_mha, zip_mha, nrrd = ((folder / n).read_bytes() for n in ("raw.mha", "zip.mha", "raw.nrrd"))
+    files = {
+        "huge.mha": raw_mha.replace(b"DimSize = 10 8 6", b"DimSize = 32767 32767 32767"),
+        "huge.nrrd": nrrd.replace(b"sizes: 10 8 6", b"sizes: 32767 32767 32767"),
+        "truncated.mha": raw_mha[:-100],
+        "truncated_zip.mha": zip_mha[:-200],
+        "no_data.mhd": (folder / "raw.mhd").read_bytes().replace(b"raw.raw", b"absent.raw"),
+    }
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    return {name: folder / name for name in files}
+
+
+HUGE = "header claims shape (32767, 32767, 32767) (140.7 TB), more than the 1.9 KB of data in the file can hold"
+ITK_PROBLEMS = {
+    "huge.mha": HUGE,
+    "huge.nrrd": HUGE,
+    "truncated.mha": "header claims shape (10, 8, 6) (1.9 KB), more than the 1.8 KB of data in the file can hold",
+    "truncated_zip.mha": "header claims shape (10, 8, 6) (1.9 KB, {stored} compressed), more than the {held} of "
+    "compressed data in the file can hold",
+}
+
+
+@pytest.mark.parametrize("name", [*ITK_PROBLEMS, "no_data.mhd"])
+def test_itk_headers_that_lie_are_named(tmp_path: Path, name: str, capsys) -> None:
+    """Once an allocation failure, or "No such file or directory" for a file that exists."""
+    source = _itk_files(tmp_path)[name]
+    before = _unchanged(source)
+    output = tmp_path / "out" / "sr.nii.gz"
+    assert main(["infer", str(source), "-o", str(output), *CUBIC_X2]) == 1
+    if name == "no_data.mhd":
+        problem = f"its data file {tmp_path / 'absent.raw'} does not exist (the header's 'ElementDataFile')"
+    else:
+        zipped = (tmp_path / "zip.mha").read_bytes()
+        stored = int(zipped.split(b"CompressedDataSize = ")[1].split(b"\n")[0])  # 200 bytes more than are left
+        assert 1200 <= stored < 100_000  # shown in KB, to 0.1 KB
+        sizes = {"stored": f"{stored / 1000:.1f} KB", "held": f"{(stored - 200) / 1000:.1f} KB"}
+        problem = ITK_PROBLEMS[name].format(**sizes) + ": truncated file or corrupt header"
+    _fails_with(capsys, f"{source}: {problem}", output)
+    assert _unchanged(source) == before
+
+
+def test_a_full_disk_names_the_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import pipeline.io.writers as writers
+
+    def file_too_large(_image: object, path: str) -> None:
+        Path(path).write_bytes(b"partial")
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+
+    source, output = _write(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4))), tmp_path / "out" / "sr.nii.gz"
+    before = _unchanged(source)
+    monkeypatch.setattr(writers.nib, "save", file_too_large)
+    assert main(["infer", str(source), "-o", str(output), *CUBIC_X2]) == 1
+    _fails_with(capsys, f"{output}: cannot be written: File too large", output)
+    assert _unchanged(source) == before
+
+
+def test_zero_target_spacing_is_named(tmp_path: Path, capsys) -> None:
+    source, output = _write(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4))), tmp_path / "sr.nii.gz"
+    assert main(["infer", str(source), "-o", str(output), "--method", "cubic", "--target-spacing", "0", "1", "1"]) == 1
+    problem = "--target-spacing must be three positive spacings in mm, got [0.0, 1.0, 1.0]"
+    _fails_with(capsys, f"{source}: {problem}", output)
+
+
+def test_an_output_too_large_for_memory_names_the_file_and_scale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import pipeline.inference.run as run
+
+    monkeypatch.setattr(run, "_physical_memory", lambda: 16 * 10**9)
+    source, output = _write(tmp_path / "lr.nii.gz", blob_volume((40, 40, 40))), tmp_path / "sr.nii.gz"
+    assert main(["infer", str(source), "-o", str(output), "--method", "cubic", "--scale", "100", "100", "100"]) == 1
+    size = "scale 100 x 100 x 100 gives an output of shape (4000, 4000, 4000) (256.0 GB as float32)"
+    memory = "more than this machine's 16.0 GB of memory; check --scale or --target-spacing"
+    _fails_with(capsys, f"{source}: {size}, {memory}", output)
+
+
+class _OutOfMemory:
+    """A method that runs out of memory as torch's CPU allocator does."""
+
+    name = "oom"
+    last_runtime_s = None
+
+    def __call__(self, lr: MetaTensor, zoom: list[float]) -> MetaTensor:
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory")
+
+
+def test_running_out_of_memory_names_the_file_and_scale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import pipeline.cli.infer as infer_cli
+
+    monkeypatch.setattr(infer_cli, "load_adaptable_method", lambda *a, **k: _OutOfMemory())
+    source, output = _write(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4))), tmp_path / "sr.nii.gz"
+    assert main(["infer", str(source), "-o", str(output), *CUBIC_X2]) == 1
+    problem = "super-resolving with scale 2 x 2 x 1 to shape (16, 16, 4)"
+    _fails_with(capsys, f"not enough memory: {source}: {problem}", output)
+
+
+def test_evaluate_checks_its_output_folder_first(locked_folder: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    import pipeline.evaluation.evaluate as evaluation
+
+    monkeypatch.setattr(evaluation, "_score_rows", _raises(AssertionError("scored before checking the output folder")))
+    _write(tmp_path / "hr.nii.gz", _brain((24, 24, 24)))
+    manifest = _manifest(tmp_path / "m.csv", [{"subject_id": "s", "hr": "hr.nii.gz", "split": "test"}])
+    out = locked_folder / "eval"
+    args = ["evaluate", "--manifest", str(manifest), "--protocol", "bicubic-x2", "--methods", "cubic"]
+    assert main([*args, "--output-dir", str(out), "--no-progress"]) == 1
+    _fails_with(capsys, f"{out}: the folder {locked_folder} is not writable", out)
+
+
+def test_a_legal_long_output_name_is_written(tmp_path: Path) -> None:
+    """A 252-character name once failed: its temporary name overflowed the 255 characters a file name may have."""
+    source = _write(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4)))
+    output = tmp_path / "out" / ("s" * 245 + ".nii.gz")
+    assert main(["infer", str(source), "-o", str(output), *CUBIC_X2]) == 0
+    assert nib.load(str(output)).shape == (16, 16, 4) and output.with_name("s" * 245 + ".json").is_file()
+    assert not _temporaries(tmp_path)
+
+
+def test_long_names_keep_distinct_short_temporaries(tmp_path: Path) -> None:
+    names = ["s" * 245 + ".nii.gz", "s" * 244 + "t.nii.gz"]
+    with atomic_path(tmp_path / names[0]) as first, atomic_path(tmp_path / names[1]) as second:
+        assert first.name.startswith(".") and len(first.name.encode()) < 100 and len(second.name.encode()) < 100
+        assert first.name.split(".")[1] != second.name.split(".")[1]
+        first.write_text("1")
+        second.write_text("2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+
+
+def test_an_extreme_voxel_is_clipped_with_a_warning(tmp_path: Path) -> None:
+    """A single 1e30 voxel once spread through the cubic B-spline prefilter over a whole slice, with exit code 0."""
+    clean = _brain((20, 18, 6))
+    spiked = clean.copy()
+    spiked[3, 9, 3] = 1e30
+    sources = {name: _write(tmp_path / f"{name}.nii.gz", data) for name, data in (("clean", clean), ("spiked", spiked))}
+    before = _unchanged(*sources.values())
+    pattern = rf"{re.escape(str(sources['spiked']))}: 1 voxel\(s\) beyond 10 times the robust range"
+    with pytest.warns(UserWarning, match=pattern):
+        assert main(["infer", str(sources["spiked"]), "-o", str(tmp_path / "spiked_sr.nii.gz"), *CUBIC_X2]) == 0
+    assert main(["infer", str(sources["clean"]), "-o", str(tmp_path / "clean_sr.nii.gz"), *CUBIC_X2]) == 0
+    sr = {name: np.asanyarray(nib.load(str(tmp_path / f"{name}_sr.nii.gz")).dataobj) for name in sources}
+    far = np.s_[2 * 10 :]  # 7 or more input voxels from the spike along axis 0
+    assert np.abs(sr["spiked"] - sr["clean"])[far].max() < 1e-2 * clean.max()
+    assert sr["spiked"].max() < 20 * clean.max() and _unchanged(*sources.values()) == before

@@ -44,7 +44,7 @@ from pipeline.evaluation.outputs import (
 from pipeline.evaluation.sharpness import relative_sharpness
 from pipeline.evaluation.shards import read_evaluation_shard, shard_is_reusable, write_evaluation_shard
 from pipeline.inference import make_baseline
-from pipeline.io import load_mask, load_volume, save_nifti
+from pipeline.io import check_output_folder, load_mask, load_volume, save_nifti
 from pipeline.manifests import read_manifest, row_path, scan_id
 from pipeline.protocols import Protocol, crop_to_multiple, get_protocol
 from pipeline.qc import qc_measures
@@ -435,6 +435,7 @@ def evaluate_cohort(
 
     Raises:
         ValueError: unknown protocol or method, duplicate method names.
+        OutputPathError: ``output_dir`` cannot be created or written (checked before any work).
         ManifestError: the manifest is invalid (see :func:`~pipeline.manifests.read_manifest`).
         RuntimeError: no (scan, method) pair could be evaluated (``failures.csv`` says why); not
             raised for a shard (other shards may have evaluated some).
@@ -447,6 +448,7 @@ def evaluate_cohort(
     """
     proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
     check_downstream(downstream, tissue_contrast)
+    check_output_folder(output_dir)  # an unwritable folder fails now, not after every scan is scored
     table = read_manifest(manifest, data_root=data_root, split=split, require=("hr",))
     sr_methods = _load_methods(methods, device, precision, progress)
     out = Path(output_dir)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,10 +14,12 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
+import torch
+from monai.data import MetaTensor
 
 from pipeline.inference.sidecar import read_sidecar, sidecar_path, software_versions
 from pipeline.io import atomic_write_json, check_outputs, load_volume, save_nifti
-from pipeline.transforms.grid import spacing_from_affine
+from pipeline.transforms.grid import spacing_from_affine, zoomed_shape
 
 __all__ = ["resolve_zoom", "inference_parameters", "super_resolve_file", "output_is_complete"]
 
@@ -42,6 +45,9 @@ def resolve_zoom(
     if scale is not None:
         zoom = [float(s) for s in scale]
     elif target_spacing is not None:
+        if not all(math.isfinite(float(t)) and float(t) > 0 for t in target_spacing):
+            targets = [float(t) for t in target_spacing]
+            raise ValueError(f"{input_path}: --target-spacing must be three positive spacings in mm, got {targets}")
         zoom = [float(s) / float(t) for s, t in zip(spacing, target_spacing)]
     elif degradation and {"input_spacing_mm", "output_spacing_mm"} <= set(degradation):
         first = (sidecar.get("degradation_history") or [degradation])[0]  # chained: back to the original HR
@@ -57,9 +63,53 @@ def resolve_zoom(
             f"{input_path}: no scale given and no degradation sidecar ({sidecar_path(input_path).name}); "
             "pass --scale SX SY SZ or --target-spacing"
         )
-    if len(zoom) != 3 or any(z <= 0 for z in zoom):
+    if len(zoom) != 3 or not all(math.isfinite(z) and z > 0 for z in zoom):
         raise ValueError(f"{input_path}: scale must be three positive numbers, got {zoom}")
     return zoom, degradation
+
+
+def _physical_memory() -> int | None:
+    """Bytes of memory this machine has, or ``None`` where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):  # no sysconf (Windows) or no such name
+        return None
+
+
+def _scale_text(zoom: Sequence[float]) -> str:
+    return "scale " + " x ".join(f"{z:g}" for z in zoom)
+
+
+def _check_output_size(input_path: str | os.PathLike, shape: Sequence[int], zoom: Sequence[float]) -> None:
+    """Raise a ``ValueError`` naming the file and the scale when the output alone would not fit in memory.
+
+    The output of a ``shape`` input zoomed by ``zoom``, as float32, must fit in this machine's
+    physical memory (a mistyped ``--scale 100 100 100`` fails at once, before any allocation).
+    """
+    out_shape = zoomed_shape(shape, zoom)
+    needed = math.prod(out_shape) * np.dtype(np.float32).itemsize
+    memory = _physical_memory()
+    if memory is not None and needed > memory:
+        raise ValueError(
+            f"{input_path}: {_scale_text(zoom)} gives an output of shape {out_shape} ({needed / 1e9:.1f} GB as "
+            f"float32), more than this machine's {memory / 1e9:.1f} GB of memory; check --scale or --target-spacing"
+        )
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    """True for running out of memory: ``MemoryError``, torch's ``OutOfMemoryError`` or its CPU allocator's failure."""
+    return isinstance(err, (MemoryError, torch.OutOfMemoryError)) or "can't allocate memory" in str(err)
+
+
+def _run_method(method: Any, lr: MetaTensor, zoom: list[float], input_path: str | os.PathLike) -> MetaTensor:
+    """``method(lr, zoom)``; running out of memory raises a ``MemoryError`` naming the file, scale and output shape."""
+    try:
+        return method(lr, zoom)
+    except (MemoryError, RuntimeError) as err:
+        if not _is_out_of_memory(err):
+            raise
+        out_shape = zoomed_shape(lr.shape[1:], zoom)
+        raise MemoryError(f"{input_path}: super-resolving with {_scale_text(zoom)} to shape {out_shape}") from err
 
 
 def inference_parameters(
@@ -150,7 +200,8 @@ def super_resolve_file(
     )
     if degradation:
         lr.meta["degradation"] = degradation  # how the input was made: its slice profile, for adaptation and QC
-    sr = method(lr, zoom)
+    _check_output_size(input_path, lr.shape[1:], zoom)
+    sr = _run_method(method, lr, zoom, input_path)
     runtime = float(method.last_runtime_s or 0.0)
     sidecar_path(output_path).unlink(missing_ok=True)  # an old record must not describe a half-replaced output
     qc_record = (

@@ -4,11 +4,14 @@
 A crash or a kill while writing leaves the destination untouched (either absent or the previous
 complete file), never a truncated file. The data are flushed to disk (``fsync``) before the
 rename, so a power cut cannot leave a renamed but empty file either. The temporaries a killed run
-left beside a destination are removed when that destination is written again.
+left beside a destination are removed when that destination is written again. Temporary names
+stay short whatever the destination's (a long stem is cut and given a digest), and a system
+error while writing (a full disk, a file too large) names the destination.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -17,6 +20,8 @@ from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+from pipeline.io.errors import OutputPathError
 
 __all__ = [
     "atomic_path",
@@ -27,6 +32,8 @@ __all__ = [
     "same_file",
     "split_name",
 ]
+
+_MAX_TEMPORARY_STEM = 64  # bytes of a destination's stem kept in its temporary names (file names hold 255)
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -57,17 +64,28 @@ def split_name(dest: Path) -> tuple[str, str]:
     return (dest.name[: len(dest.name) - len(suffix)] if suffix else dest.name), suffix
 
 
+def _temporary_stem(stem: str) -> str:
+    """``stem`` as the temporaries of its destination show it: itself, or when longer than
+    ``_MAX_TEMPORARY_STEM`` bytes its start and a digest of the whole (distinct stems stay distinct)."""
+    encoded = stem.encode()
+    if len(encoded) <= _MAX_TEMPORARY_STEM:
+        return stem
+    digest = hashlib.sha256(encoded).hexdigest()[:8]
+    return f"{encoded[: _MAX_TEMPORARY_STEM - 9].decode(errors='ignore')}~{digest}"
+
+
 def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     """Delete the temporary files that :func:`atomic_path` left beside ``path`` when a run was killed.
 
     A SIGKILL (or a power cut) skips the clean-up, leaving hidden ``.<stem>.<8 hex>.tmp<suffix>``
-    files; :func:`atomic_path` calls this before it writes ``path`` again. Returns the removed paths.
+    files (a long stem shortened, see :func:`_temporary_stem`); :func:`atomic_path` calls this
+    before it writes ``path`` again. Returns the removed paths.
     """
     dest = Path(path)
     if not dest.parent.is_dir():
         return []
     stem, suffix = split_name(dest)
-    pattern = re.compile(rf"\.{re.escape(stem)}\.[0-9a-f]{{8}}\.tmp{re.escape(suffix)}")
+    pattern = re.compile(rf"\.{re.escape(_temporary_stem(stem))}\.[0-9a-f]{{8}}\.tmp{re.escape(suffix)}")
     stale = [p for p in dest.parent.iterdir() if pattern.fullmatch(p.name) and p.is_file()]
     for p in stale:
         p.unlink(missing_ok=True)
@@ -95,6 +113,11 @@ def _fsync_folder(folder: Path) -> None:
         pass
 
 
+def _is_write_error(err: OSError, tmp: Path) -> bool:
+    """True for a system error writing ``tmp`` (a full disk, a file too large...), not one about another file."""
+    return err.errno is not None and (err.filename is None or str(err.filename) == str(tmp))
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffixes); rename it onto ``path`` on success.
@@ -102,6 +125,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     Before: parent folders are created and the temporaries of ``path`` that a killed run left are
     removed (:func:`remove_stale_temporaries`). On success the temporary file is flushed to disk,
     renamed onto ``path`` and the rename flushed. The temporary file is removed if the body raises.
+
+    Raises:
+        OutputPathError: a system error while writing, flushing or renaming the temporary file
+            (``ENOSPC``, ``EFBIG``...), naming ``path``; other errors of the body pass unchanged.
 
     Example::
 
@@ -112,12 +139,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     dest.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(dest)
     stem, suffix = split_name(dest)
-    tmp = dest.with_name(f".{stem}.{uuid.uuid4().hex[:8]}.tmp{suffix}")
+    tmp = dest.with_name(f".{_temporary_stem(stem)}.{uuid.uuid4().hex[:8]}.tmp{suffix}")
     try:
         yield tmp
         _fsync(tmp)
         os.replace(tmp, dest)
         _fsync_folder(dest.parent)
+    except OSError as err:
+        if not _is_write_error(err, tmp):
+            raise
+        raise OutputPathError(dest, f"cannot be written: {err.strerror or err}") from err
     finally:
         if tmp.exists():
             tmp.unlink()

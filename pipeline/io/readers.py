@@ -5,11 +5,14 @@ Formats: NIfTI (``.nii``, ``.nii.gz``) through nibabel, keeping the header's qfo
 MetaImage (``.mha``, ``.mhd``), NRRD (``.nrrd``, ``.nhdr``) and DICOM series folders through
 ITK (MONAI's ``ITKReader``, which turns ITK's LPS geometry into a RAS affine).
 
-Before reading, a NIfTI header's size is checked against the file (a corrupt header claiming
-32767³ voxels fails at once, not with a ``MemoryError``) and every affine must be finite and
+Before reading, a header's size is checked against the file (a corrupt NIfTI, MetaImage or NRRD
+header claiming 32767³ voxels fails at once, not with a ``MemoryError``; a truncated file or a
+missing ``.mhd``/``.nhdr`` data file is named as such) and every affine must be finite and
 invertible. Every volume is checked: 3D (a 4D image with a single volume is squeezed), at least
 two voxels along each axis, some finite values, not constant. Voxels that are NaN/inf in an
-otherwise valid volume are set to 0 with a warning. Brain masks (:func:`load_mask`) have their
+otherwise valid volume are set to 0, and values far outside the volume's robust range (a corrupt
+voxel of 1e30 would spread through the cubic B-spline prefilter) are clipped, each with a warning
+naming the file and the number of voxels. Brain masks (:func:`load_mask`) have their
 own check: on the image's grid and not empty (an all-ones mask is valid). Each failure raises an
 error naming the file and the problem.
 """
@@ -28,6 +31,7 @@ import torch
 from monai.data import ITKReader, MetaTensor
 
 from pipeline.io.errors import ImageFileError, InvalidVolumeError
+from pipeline.io.itk_headers import DataLocation, data_location, header_shape
 from pipeline.transforms.grid import as_numpy_affine
 
 __all__ = [
@@ -45,6 +49,9 @@ ITK_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr")
 MASK_AFFINE_TOLERANCE_MM = 1e-3  # a mask's affine may differ from its image's by rounding only
 _SINGULAR_TOLERANCE = 1e-6  # smallest / largest singular value of a usable affine's 3x3 part
 _MAX_DEFLATE_RATIO = 1032  # no gzip (deflate) stream expands to more than this times its size
+_ROBUST_PERCENTILES = (0.1, 99.9)  # the robust range of a volume's values
+_EXTREME_FACTOR = 10.0  # values beyond the robust range by more than this many times its width are clipped
+_PERCENTILE_SAMPLE = 1_000_000  # voxels (every k-th) the robust range is estimated from
 
 
 def _suffix(path: Path) -> str:
@@ -103,13 +110,71 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
     return data, np.asarray(img.affine, dtype=np.float64), meta
 
 
+def _check_itk_size(path: Path) -> None:
+    """Raise before reading when a MetaImage/NRRD header's data file is missing or cannot hold the claimed shape."""
+    location = data_location(path)
+    if location is None:
+        return
+    if location.field is not None and not location.file.is_file():
+        raise ImageFileError(path, f"its data file {location.file} does not exist (the header's '{location.field}')")
+    try:
+        shape, needed = header_shape(path)
+    except RuntimeError as err:
+        raise ImageFileError(path, f"cannot read the header: {_itk_reason(err)}") from err
+    problem = _too_little_data(shape, needed, location)
+    if problem:
+        raise ImageFileError(path, f"{problem}: truncated file or corrupt header")
+
+
+def _too_little_data(shape: tuple[int, ...], needed: int, location: DataLocation) -> str | None:
+    """How the data at ``location`` fall short of ``needed`` bytes for an image of ``shape``; ``None`` if they do not.
+
+    Raw data must hold ``needed`` bytes; compressed data the size their header states, else at
+    most ``_MAX_DEFLATE_RATIO`` times their size.
+    """
+    where = "the file" if location.field is None else str(location.file)
+    kind = "compressed data" if location.compressed else "data"
+    if location.compressed and location.stored is None:
+        if needed <= location.available * _MAX_DEFLATE_RATIO:
+            return None
+        claim, held = _size_text(needed), _size_text(location.available)
+    else:
+        expected = location.stored if location.compressed else needed
+        if expected <= location.available:
+            return None
+        claim, held = _sizes_text(expected, location.available)
+        claim = f"{_size_text(needed)}, {claim} compressed" if location.compressed else claim
+    return f"header claims shape {shape} ({claim}), more than the {held} of {kind} in {where} can hold"
+
+
+def _sizes_text(first: int, second: int) -> tuple[str, str]:
+    """Two sizes as text, in bytes where rounding would show them equal."""
+    texts = _size_text(first), _size_text(second)
+    return texts if texts[0] != texts[1] else (f"{first:,} bytes", f"{second:,} bytes")
+
+
+def _itk_reason(err: Exception) -> str:
+    """ITK's message without its source location and object address, and without a stale system reason.
+
+    ITK appends ``Reason: <errno text>`` from an unrelated earlier call: "No such file or directory"
+    for a file that exists.
+    """
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    kept = [line for line in lines if not line.endswith(":") and not line.startswith("Reason:")]
+    text = " ".join(kept or lines)
+    return text.split("): ", 1)[-1] if text.startswith("ITK ERROR:") else text
+
+
 def _read_itk(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
+    if path.is_file():
+        _check_itk_size(path)
     reader = ITKReader(affine_lps_to_ras=True)
     try:
         img = reader.read(str(path))
         data, itk_meta = reader.get_data(img)
     except Exception as err:  # ITK raises RuntimeError/ValueError/… with varying types per format
-        raise ImageFileError(path, f"cannot read with ITK (truncated, corrupt or not a DICOM series?): {err}") from err
+        problem = f"cannot read with ITK (truncated, corrupt or not a DICOM series?): {_itk_reason(err)}"
+        raise ImageFileError(path, problem) from err
     meta = {"qform_code": 1, "sform_code": 1, "original_dtype": str(data.dtype)}
     return np.asarray(data), np.asarray(itk_meta["affine"], dtype=np.float64), meta
 
@@ -139,8 +204,35 @@ def _as_3d(data: np.ndarray, path: str | os.PathLike) -> np.ndarray:
     return arr
 
 
+def _clip_extremes(arr: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+    """``arr`` with values far outside its robust range clipped, with a warning naming ``path`` and the count.
+
+    The robust range is the 0.1-99.9th percentiles (estimated from at most a million evenly spaced
+    voxels); values beyond it by more than ``_EXTREME_FACTOR`` times its width are clipped there. A
+    volume whose robust range is a single value is returned unchanged.
+    """
+    sample = arr.ravel()[:: max(1, arr.size // _PERCENTILE_SAMPLE)]
+    low, high = (float(p) for p in np.percentile(sample, _ROBUST_PERCENTILES))
+    margin = _EXTREME_FACTOR * (high - low)
+    if margin == 0:
+        return arr
+    floor, ceiling = low - margin, high + margin
+    extreme = int(np.count_nonzero((arr < floor) | (arr > ceiling)))
+    if not extreme:
+        return arr
+    warnings.warn(
+        f"{path}: {extreme} voxel(s) beyond {_EXTREME_FACTOR:g} times the robust range [{low:g}, {high:g}] "
+        f"(0.1-99.9th percentiles) clipped to [{floor:g}, {ceiling:g}]",
+        stacklevel=4,
+    )
+    return np.clip(arr, floor, ceiling).astype(np.float32, copy=False)
+
+
 def check_volume(data: np.ndarray, path: str | os.PathLike) -> np.ndarray:
     """Validate a spatial array read from ``path`` and return it as a 3D float32 array.
+
+    NaN/inf voxels are set to 0 and values far outside the robust range clipped
+    (:func:`_clip_extremes`), each with a warning.
 
     Raises:
         InvalidVolumeError: not 3D (a 4D array with one volume is squeezed), fewer than two
@@ -153,6 +245,7 @@ def check_volume(data: np.ndarray, path: str | os.PathLike) -> np.ndarray:
     if not finite.all():
         warnings.warn(f"{path}: {int((~finite).sum())} NaN/inf voxels set to 0", stacklevel=3)
         arr = np.where(finite, arr, 0.0).astype(np.float32)
+    arr = _clip_extremes(arr, path)
     lo, hi = float(arr.min()), float(arr.max())
     if lo == hi:
         raise InvalidVolumeError(path, f"is constant (every voxel = {lo:g}); there is no image content")
