@@ -35,7 +35,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from pipeline.inference import available_bundles  # noqa: E402
-from pipeline.inference.methods import BUNDLES_DIR, bundle_metadata  # noqa: E402
+from pipeline.inference.bundle_dirs import find_bundle  # noqa: E402
+from pipeline.inference.methods import bundle_metadata  # noqa: E402
 from pipeline.io import atomic_path, atomic_write_text, load_volume, save_nifti  # noqa: E402
 from pipeline.protocols import PROTOCOLS, get_protocol  # noqa: E402
 from pipeline.transforms import BrainMask, N4BiasFieldCorrection, NormalizeIntensityInMask  # noqa: E402
@@ -167,7 +168,7 @@ def bundles_by_protocol() -> dict[str, list[str]]:
     """Installed bundles grouped by the protocol their weights were trained for."""
     groups: dict[str, list[str]] = {}
     for name in available_bundles():
-        protocol = bundle_metadata(BUNDLES_DIR / name).get("degradation_protocol")
+        protocol = bundle_metadata(find_bundle(name)[0]).get("degradation_protocol")
         if protocol in PROTOCOLS:
             groups.setdefault(protocol, []).append(name)
     return groups

@@ -32,6 +32,7 @@ from pipeline.sharding import (
 )
 
 __all__ = [
+    "add_bundle_dir_argument",
     "add_input_arguments",
     "add_precision_argument",
     "add_shard_argument",
@@ -69,6 +70,16 @@ def add_shard_argument(parser: argparse.ArgumentParser) -> None:
 def requested_shard(args: argparse.Namespace) -> Shard | None:
     """The ``--shard`` of the command line, checked (``ValueError`` with one line when malformed)."""
     return parse_shard(args.shard) if args.shard is not None else None
+
+
+def add_bundle_dir_argument(parser: argparse.ArgumentParser) -> None:
+    """``--bundle-dir D``: a folder of bundles searched for bundle names before ``$MRISR_BUNDLE_DIR`` and the shipped ones."""
+    parser.add_argument(
+        "--bundle-dir",
+        metavar="D",
+        help="folder of bundles (D/<name>/configs/...) searched first for bundle names; then $MRISR_BUNDLE_DIR, "
+        "the bundles installed with the package, the source checkout's bundles/ (see mrisr bundles)",
+    )
 
 
 def add_precision_argument(parser: argparse.ArgumentParser) -> None:

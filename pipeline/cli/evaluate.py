@@ -7,11 +7,20 @@ import argparse
 from functools import partial
 from pathlib import Path
 
-from pipeline.cli.common import add_precision_argument, add_shard_argument, fail, finish_shard, requested_shard
+from pipeline.cli.common import (
+    add_bundle_dir_argument,
+    add_precision_argument,
+    add_shard_argument,
+    fail,
+    finish_shard,
+    requested_shard,
+)
 from pipeline.evaluation.downstream import DOWNSTREAM_CHECKS
 from pipeline.evaluation.tissue import TISSUE_ORDER
+from pipeline.inference.bundle_dirs import check_bundle_dir
 from pipeline.protocols import PROTOCOLS, Protocol, get_protocol, protocol_name
 from pipeline.sharding import Shard, cohort_run
+from pipeline.training.adaptation import resolve_bundle_name
 
 __all__ = ["add_parser"]
 
@@ -39,6 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         help="baselines and/or bundle names/folders (default: the protocol's baselines)",
     )
+    add_bundle_dir_argument(parser)
     parser.add_argument("--output-dir", required=True, help="folder for tables, figures and the report")
     parser.add_argument(
         "--split",
@@ -106,8 +116,10 @@ def run(args: argparse.Namespace) -> int:
         methods = ["cubic", *methods]  # the reference every paired test is against
     try:
         requested = requested_shard(args)
-    except ValueError as err:
+        check_bundle_dir(args.bundle_dir)
+    except (ValueError, OSError) as err:
         return fail(str(err))
+    methods = [resolve_bundle_name(m, args.bundle_dir) for m in methods]
     with cohort_run(requested) as sharding:
         try:
             result = evaluate_cohort(

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.cli.common import add_input_arguments, add_precision_argument, fail, run_single_or_cohort
+from pipeline.cli.common import (
+    add_bundle_dir_argument,
+    add_input_arguments,
+    add_precision_argument,
+    fail,
+    run_single_or_cohort,
+)
 from pipeline.evaluation.tissue import TISSUE_ORDER, TISSUES
 from pipeline.evaluation.volume_check import VOLUME_TOLERANCE_PCT, tissue_check_path, write_tissue_volume_check
 from pipeline.inference import (
@@ -52,6 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help=f"a baseline {BASELINE_NAMES}, a bundle name ({', '.join(available_bundles()) or 'none installed'}) or a bundle folder",
     )
+    add_bundle_dir_argument(parser)
     parser.add_argument(
         "--scale", type=float, nargs=3, metavar=("SX", "SY", "SZ"), help="output voxels per input voxel per axis"
     )
@@ -172,7 +179,9 @@ def run(args: argparse.Namespace) -> int:
     qc = args.qc if args.qc is not None else args.manifest is not None
     overrides = _acquisition_overrides(args)
     try:
-        method = load_adaptable_method(args.method, device=args.device, precision=args.precision)
+        method = load_adaptable_method(
+            args.method, device=args.device, precision=args.precision, bundles_dir=args.bundle_dir
+        )
         if args.adapt or isinstance(method, AdaptedSR):  # --adapt, or a method named <bundle>+adapt
             budget = AdaptationBudget(max_steps=args.adapt_steps, max_seconds=args.adapt_seconds)
             bundle_method = method.method if isinstance(method, AdaptedSR) else method

@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Sequence
 
 import pipeline
-from pipeline.cli import degrade, demo, evaluate, infer, preprocess, synth_contrast, train
+from pipeline.cli import bundles, degrade, demo, evaluate, infer, preprocess, synth_contrast, train
 from pipeline.cli.common import fail
 from pipeline.io import error_message
 
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mrisr", description="Brain MRI super-resolution pipeline (MONAI).")
     parser.add_argument("--version", action="version", version=f"mrisr {pipeline.__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in (preprocess, degrade, synth_contrast, infer, evaluate, train, demo):
+    for module in (preprocess, degrade, synth_contrast, infer, evaluate, train, bundles, demo):
         module.add_parser(subparsers)
     return parser
 

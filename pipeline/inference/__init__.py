@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pipeline.inference.baselines import BASELINE_NAMES, InterpolationSR, ZeroFilledKSpaceSR, make_baseline
+from pipeline.inference.bundle_dirs import bundle_search_path, find_bundle, named_bundle_weights
 from pipeline.inference.interpolation import interpolate_array, interpolate_volume
 from pipeline.inference.kspace import zero_fill_array, zero_filled_upsample
 from pipeline.inference.methods import available_bundles, bundle_info, load_bundle_method, load_method, load_weights
@@ -22,7 +23,9 @@ __all__ = [
     "ZeroFilledKSpaceSR",
     "available_bundles",
     "bundle_info",
+    "bundle_search_path",
     "choose_slice_axis",
+    "find_bundle",
     "inference_parameters",
     "input_acquisition",
     "interpolate_array",
@@ -32,6 +35,7 @@ __all__ = [
     "load_method",
     "load_weights",
     "make_baseline",
+    "named_bundle_weights",
     "network_intensity_mapping",
     "output_is_complete",
     "read_sidecar",

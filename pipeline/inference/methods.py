@@ -1,5 +1,9 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
-"""Find SR methods by name: the baselines, or a MONAI bundle (``bundles/<name>`` or a folder)."""
+"""Find SR methods by name: the baselines, or a MONAI bundle (by name in the bundle search path, or a folder).
+
+Bundle names resolve through :mod:`pipeline.inference.bundle_dirs` (``--bundle-dir``,
+``$MRISR_BUNDLE_DIR``, the installed package's bundles, the source checkout's ``bundles/``).
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,10 @@ from monai.bundle import ConfigParser
 from monai.data import MetaTensor
 
 from pipeline.inference.baselines import BASELINE_NAMES, make_baseline
+from pipeline.inference.bundle_dirs import BUNDLES_DIR, bundle_search_path, check_bundle_dir, find_bundle, found_bundles
 from pipeline.inference.device import resolve_device
 
 __all__ = ["SRMethod", "BUNDLES_DIR", "available_bundles", "bundle_info", "bundle_metadata", "load_weights", "load_bundle_method", "load_method"]
-
-BUNDLES_DIR = Path(__file__).resolve().parents[2] / "bundles"
 
 
 class SRMethod(Protocol):
@@ -29,14 +32,9 @@ class SRMethod(Protocol):
     def __call__(self, lr: MetaTensor, zoom: list[float]) -> MetaTensor: ...
 
 
-def available_bundles(bundles_dir: str | os.PathLike = BUNDLES_DIR) -> list[str]:
-    """Names of the bundles under ``bundles_dir`` that ship trained weights."""
-    root = Path(bundles_dir)
-    if not root.is_dir():
-        return []
-    return sorted(
-        p.name for p in root.iterdir() if (p / "configs" / "inference.json").is_file() and (p / "models" / "model.pt").is_file()
-    )
+def available_bundles(bundles_dir: str | os.PathLike | None = None) -> list[str]:
+    """Names of the bundles in the search path (``bundles_dir`` searched first) that ship trained weights."""
+    return [name for name, (root, _) in found_bundles(bundles_dir).items() if (root / "models" / "model.pt").is_file()]
 
 
 def load_weights(network: torch.nn.Module, checkpoint: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
@@ -99,9 +97,9 @@ def load_method(
     *,
     device: str | torch.device | None = None,
     precision: str | None = None,
-    bundles_dir: str | os.PathLike = BUNDLES_DIR,
+    bundles_dir: str | os.PathLike | None = None,
 ) -> Any:
-    """A baseline by name, a bundle by name (under ``bundles_dir``) or a bundle folder path.
+    """A baseline by name, a bundle by name (in the search path, ``bundles_dir`` first) or a bundle folder path.
 
     ``device`` and ``precision`` apply to bundles (baselines run on the CPU in float64/float32);
     ``device`` is checked for every method (:func:`~pipeline.inference.device.resolve_device`).
@@ -110,8 +108,10 @@ def load_method(
         resolve_device(device)
     if spec in BASELINE_NAMES:
         return make_baseline(spec)
-    candidate = Path(spec)
-    root = candidate if (candidate / "configs").is_dir() else Path(bundles_dir) / spec
-    if not (root / "configs" / "inference.json").is_file():
-        raise ValueError(f"unknown method {spec!r}: not a baseline {BASELINE_NAMES} nor a bundle in {bundles_dir}")
+    check_bundle_dir(bundles_dir)
+    found = find_bundle(spec, bundles_dir)
+    root = Path(spec) if (Path(spec) / "configs").is_dir() else (found[0] if found else None)
+    if root is None or not (root / "configs" / "inference.json").is_file():
+        searched = ", ".join(str(entry.path) for entry in bundle_search_path(bundles_dir))
+        raise ValueError(f"unknown method {spec!r}: not a baseline {BASELINE_NAMES} nor a bundle in {searched}")
     return load_bundle_method(root, device=device, precision=precision)

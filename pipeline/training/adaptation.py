@@ -26,9 +26,11 @@ weights are never written; the adapted copy lives as long as the call.
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,8 @@ import torch
 from monai.data import MetaTensor
 
 from pipeline.acceleration import precision_context
+from pipeline.inference.baselines import BASELINE_NAMES
+from pipeline.inference.bundle_dirs import find_bundle
 from pipeline.inference.methods import bundle_metadata, load_method
 from pipeline.inference.network_method import NetworkSR, choose_slice_axis, to_network_input
 from pipeline.scaling import network_intensity_mapping
@@ -51,6 +55,7 @@ __all__ = [
     "adapt_network",
     "adaptation_pairs",
     "load_adaptable_method",
+    "resolve_bundle_name",
 ]
 
 ADAPT_SUFFIX = "+adapt"
@@ -350,3 +355,17 @@ def load_adaptable_method(spec: str, **kwargs: Any) -> Any:
     if spec.endswith(ADAPT_SUFFIX):
         return AdaptedSR(load_method(spec[: -len(ADAPT_SUFFIX)], **kwargs))
     return load_method(spec, **kwargs)
+
+
+def resolve_bundle_name(spec: str, bundles_dir: str | os.PathLike | None) -> str:
+    """``spec`` with a bundle name replaced by the folder it resolves to, ``bundles_dir`` searched first.
+
+    For callers that hand method specs on without ``bundles_dir`` (``mrisr evaluate`` to
+    :func:`~pipeline.evaluation.evaluate_cohort`). A ``+adapt`` suffix is kept; baselines, folders and
+    unknown names come back unchanged (and fail, if they do, where they are loaded).
+    """
+    base = spec[: -len(ADAPT_SUFFIX)] if spec.endswith(ADAPT_SUFFIX) else spec
+    if base in BASELINE_NAMES or Path(base, "configs").is_dir():
+        return spec
+    found = find_bundle(base, bundles_dir)
+    return spec if found is None else f"{found[0]}{spec[len(base):]}"

@@ -22,6 +22,7 @@ import pytest
 import torch
 from monai.bundle import ConfigParser, ConfigWorkflow, ckpt_export, verify_net_in_out
 
+import pipeline.inference.bundle_dirs as bundle_dirs
 from pipeline.protocols import get_protocol
 from pipeline.training.critic_separation import critic_separation
 from pipeline.transforms.grid import zoomed_affine
@@ -293,11 +294,14 @@ def test_configs_hold_no_absolute_paths(name: str):
     [("mdcsrn_gan", "mdcsrn", "no trained weights"), ("rrlsrn_x4", "rrlsrn", "no trained x2 RRLSRN weights")],
 )
 def test_initialising_weights_must_exist(
-    name: str, source: str, message: str, tmp_path: Path, synthetic_manifest: Path
+    name: str, source: str, message: str, tmp_path: Path, synthetic_manifest: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """Without the trained bundle it starts from next to it (mdcsrn for the GAN's generator, rrlsrn x2 for
-    the x4 cascade), training stops and names the missing file."""
+    """Without the trained bundle it starts from (mdcsrn for the GAN's generator, rrlsrn x2 for the x4
+    cascade, found by name like --method), training stops and names the missing file."""
     root = tmp_path / "bundles" / name
+    monkeypatch.setattr(bundle_dirs, "PACKAGE_BUNDLES_DIR", root.parent)  # no bundle of that name anywhere
+    monkeypatch.setattr(bundle_dirs, "CHECKOUT_BUNDLES_DIR", root.parent)
+    monkeypatch.delenv("MRISR_BUNDLE_DIR", raising=False)
     shutil.copytree(configs(name), root / "configs")
     with pytest.raises(RuntimeError) as error:  # when the network is built; the parser wraps the error
         wf = workflow(root, ["train.json"], "train", bundle_root=str(root), dataset_manifest=str(synthetic_manifest))

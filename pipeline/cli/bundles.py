@@ -1,0 +1,94 @@
+# Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
+"""``mrisr bundles``: list the installed bundles; ``mrisr bundles export RUN --to BUNDLE``: ship a run's weights."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pipeline.cli.common import add_bundle_dir_argument, fail
+from pipeline.inference.bundle_catalog import SHORT_SHA256, installed_bundles
+from pipeline.inference.bundle_dirs import bundle_search_path, check_bundle_dir
+from pipeline.io import error_message
+
+__all__ = ["add_parser"]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bundles",
+        help="list the installed bundles (or 'bundles export': ship a training run's weights)",
+        description="Lists every bundle a --method name resolves to: name, version, the protocol it was trained "
+        "for, its PSNR gain over cubic B-spline on the test split (metadata eval_metrics), the SHA-256 of "
+        "models/model.pt (first 12 hex digits; '!' when it differs from the model_sha256 its metadata records) "
+        "and where it was found (--bundle-dir, MRISR_BUNDLE_DIR, package, checkout).",
+    )
+    add_bundle_dir_argument(parser)
+    parser.add_argument("--json", action="store_true", help="print the list as JSON (full checksums and paths)")
+    parser.set_defaults(func=list_bundles)
+    actions = parser.add_subparsers(dest="action")
+    export = actions.add_parser(
+        "export",
+        help="replace a bundle's weights with a training run's",
+        description="Copies RUN/models/model.pt (the run's weights selected on the val split) over "
+        "BUNDLE/models/model.pt atomically, after checking that they load into the bundle's network, and "
+        "updates BUNDLE/configs/metadata.json: version patch + 1, a changelog line, model_sha256 and "
+        "training_record (run folder, dates). Re-run 'mrisr evaluate' to update its eval_metrics.",
+    )
+    export.add_argument("run", help="run folder of 'mrisr train' (e.g. runs/srcnn/20261203T192500Z)")
+    export.add_argument("--to", required=True, dest="bundle", help="bundle folder to update, e.g. bundles/srcnn")
+    export.add_argument("--message", help="the changelog line (default: names the run folder and the date)")
+    export.set_defaults(func=export_run)
+
+
+def _gain(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.2f}"
+
+
+def _checksum(summary) -> str:
+    if summary.model_sha256 is None:
+        return "no weights"
+    return summary.model_sha256[:SHORT_SHA256] + ("!" if summary.checksum_matches is False else "")
+
+
+def list_bundles(args: argparse.Namespace) -> int:
+    try:
+        check_bundle_dir(args.bundle_dir)
+        summaries = installed_bundles(args.bundle_dir)
+    except (OSError, ValueError) as err:
+        return fail(error_message(err))
+    if args.json:
+        print(json.dumps([summary.as_dict() for summary in summaries], indent=2))
+        return 0
+    from tabulate import tabulate
+
+    rows = [
+        (s.name, s.version, s.protocol, _gain(s.test_psnr_gain_db), _checksum(s), f"{s.origin}: {Path(s.path).parent}")
+        for s in summaries
+    ]
+    headers = ("name", "version", "protocol", "test dB vs cubic", "sha256", "found in")
+    print(tabulate(rows, headers=headers, disable_numparse=True) if rows else "no bundles found")
+    searched = ", ".join(
+        f"{e.path}{'' if e.path.is_dir() else ' (missing)'}" for e in bundle_search_path(args.bundle_dir)
+    )
+    print(f"searched: {searched}")
+    if any(s.checksum_matches is False for s in summaries):
+        print("!: models/model.pt differs from the model_sha256 in its metadata", file=sys.stderr)
+    return 0
+
+
+def export_run(args: argparse.Namespace) -> int:
+    from pipeline.training.export import export_run as export
+
+    try:
+        result = export(args.run, args.bundle, message=args.message)
+    except (OSError, ValueError) as err:
+        return fail(error_message(err))
+    print(
+        f"{result.bundle}: version {result.old_version} -> {result.new_version}, models/model.pt sha256 "
+        f"{result.model_sha256[:SHORT_SHA256]} from {args.run}; its eval_metrics still describe the previous "
+        "weights: re-run mrisr evaluate and update them"
+    )
+    return 0
