@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from pipeline.acceleration import configure_process
 from pipeline.cli.common import fail
 from pipeline.inference.device import resolve_device
 from pipeline.inference.methods import load_weights
@@ -112,6 +113,7 @@ def super_resolve(
         The output's sidecar dict.
     """
     with _one_line_errors():
+        configure_process()  # the bundle's entry point: threads, allocator, compile limit (see pipeline.acceleration)
         if input_image is None:
             raise ValueError("give --input_image (the low-resolution volume to super-resolve)")
         if output_image is None:

@@ -17,7 +17,7 @@ from pipeline.acceleration.precision import (
     precision_context,
     resolve_precision,
 )
-from pipeline.acceleration.runtime import available_cpu_cores, configure_cpu_runtime
+from pipeline.acceleration.runtime import available_cpu_cores, configure_cpu_runtime, configure_process
 
 __all__ = [
     "BF16_MIN_SPEEDUP",
@@ -31,6 +31,7 @@ __all__ = [
     "batch_norm_affine",
     "channels_last_format",
     "configure_cpu_runtime",
+    "configure_process",
     "cpu_bf16_capability",
     "fold_batch_norm",
     "measure_cpu_speedup",

@@ -82,8 +82,6 @@ class _Fused:
             return _norm_act(*args)
         try:
             if self.compiled is None:
-                # one graph per (activation, layout, dtype); the default limit of 8 is too few
-                torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
                 self.compiled = torch.compile(_norm_act, dynamic=True)
             return self.compiled(*args)
         except Exception as err:  # no compiler, unsupported platform: same maths, eagerly

@@ -8,9 +8,9 @@ products run in the reduced type), on CPU and CUDA alike, so configs need no cha
 
 - CUDA: bf16 where the GPU supports it, else fp16.
 - CPU: fp32 unless oneDNN has a native bf16 path on this CPU (AVX512-BF16 or AMX). With AMX, bf16.
-  With AVX512-BF16 alone, whether bf16 is faster depends on the CPU and the layer shapes: on this
-  project's 2-core Intel Xeon (AVX512-BF16, no AMX) oneDNN's bf16 convolutions run at 0.6-0.7x
-  the fp32 speed, while AMD EPYC (Zen 4) machines were reported at about 2.4x in matrix products.
+  With AVX512-BF16 alone, whether bf16 is faster depends on the CPU and the layer shapes: on one
+  development machine (an Intel Xeon with AVX512-BF16, no AMX) oneDNN's bf16 convolutions ran at
+  0.6-0.7x the fp32 speed, on another (AMD EPYC, AVX512-BF16, no AMX) at 2-2.5x.
   So ``auto`` times the network itself in both precisions on a small input
   (:func:`measure_cpu_speedup`) and takes bf16 only when it is at least ``BF16_MIN_SPEEDUP``
   faster. The result is cached per CPU model, PyTorch version, thread count and network
@@ -104,7 +104,8 @@ def measure_cpu_speedup(network: torch.nn.Module, sample: torch.Tensor, training
     """
     if training:
         def step() -> None:
-            network(sample).float().sum().backward()
+            with torch.enable_grad():  # the first call may come from a no_grad block (a GAN's critic step)
+                network(sample).float().sum().backward()
 
         fp32 = _median_seconds(step)
         with torch.autocast("cpu", dtype=torch.bfloat16):

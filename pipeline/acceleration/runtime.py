@@ -1,5 +1,23 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
-"""Process-wide CPU settings for fast inference and training: thread count and the memory allocator.
+"""Process-wide settings for fast inference and training, made by one call: :func:`configure_process`.
+
+The package's entry points make that call: the ``mrisr`` command (:func:`pipeline.cli.main.main`), the
+bundles' inference run step (:func:`pipeline.bundle_entry.super_resolve`) and their ``train.json``
+``initialize`` list. Library classes (``NetworkSR``, ``FastTrainingInferer``...) never change process-wide
+state: a Python program that imports the package keeps its own settings unless it calls
+:func:`configure_process` itself.
+
+Environment variables read by the package:
+
+=====================  ==========================================================================
+``MRISR_NUM_THREADS``  intra-op threads (default: ``OMP_NUM_THREADS``, else the cores this process may use)
+``MRISR_KEEP_MALLOC``  set: leave glibc's allocator as it is (see "Allocator" below)
+``MRISR_NO_COMPILE``   set: run the fused norm/activation kernel eagerly, never ``torch.compile``
+``MRISR_CACHE_DIR``    folder of the measured CPU precision choices (default ``~/.cache/mrisr``)
+``MRISR_BUNDLE_DIR``   folders searched for bundle names before the shipped bundles (``os.pathsep``-separated)
+=====================  ==========================================================================
+
+What :func:`configure_process` sets:
 
 - Threads: PyTorch starts one intra-op thread per physical core of the machine, not per core this
   process may use. Under a cgroup CPU quota (containers, Slurm) or a restricted affinity mask that
@@ -25,7 +43,11 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["available_cpu_cores", "configure_cpu_runtime"]
+__all__ = ["RECOMPILE_LIMIT", "available_cpu_cores", "configure_cpu_runtime", "configure_process"]
+
+RECOMPILE_LIMIT = 64
+"""TorchDynamo recompilations allowed per function: the fused norm/activation kernel compiles one graph per
+(activation, memory layout, dtype), more than dynamo's default limit of 8."""
 
 _M_TRIM_THRESHOLD = -1  # glibc mallopt parameters (malloc.h)
 _M_MMAP_MAX = -4
@@ -96,3 +118,17 @@ def configure_cpu_runtime(num_threads: int | None = None) -> dict[str, int | boo
         _configured["allocator_tuned"] = _keep_freed_memory()
     _configured["threads"] = torch.get_num_threads()
     return dict(_configured)
+
+
+def configure_process(num_threads: int | None = None) -> dict[str, int | bool]:
+    """Tune this process for the package: threads and allocator (:func:`configure_cpu_runtime`) and the
+    TorchDynamo recompile limit (:data:`RECOMPILE_LIMIT`). Called by the entry points, never by library classes.
+
+    Returns:
+        ``{"threads": int, "allocator_tuned": bool, "recompile_limit": int}``.
+    """
+    import torch._dynamo  # here: importing dynamo costs about a second
+
+    settings = configure_cpu_runtime(num_threads)
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+    return {**settings, "recompile_limit": torch._dynamo.config.recompile_limit}

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import pipeline
 from pipeline.cli import bundles, degrade, demo, evaluate, infer, preprocess, synth_contrast, train
+from pipeline.cli import report
 from pipeline.cli.common import fail
 from pipeline.io import error_message
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module in (preprocess, degrade, synth_contrast, infer, evaluate, train, bundles, demo):
         module.add_parser(subparsers)
+    report.add_parser(subparsers)
     return parser
 
 

@@ -131,7 +131,7 @@ def start_in_background(run: Path, command: list[str]) -> int:
 
 def write_curve(run: Path) -> Path | None:
     """``<run>/logs/validation_gain.png`` from the run's ``logs/metrics.csv``; None when it has no validation rows."""
-    from pipeline.training.curves import join_logs, plot_training_curves
+    from pipeline.analysis.curves import join_logs, plot_training_curves
 
     log = run / "logs" / "metrics.csv"
     try:

@@ -9,15 +9,13 @@ Usage::
 
     mrisr evaluate --manifest data_manifests/malf_dev.csv --protocol bicubic-x2 --methods cubic srcnn \\
         --crop-to-mask --output-dir results/bicubic-x2
-    python -m pipeline.evaluation.bundle_scores bundles/srcnn results/bicubic-x2
+    mrisr report bundle-scores bundles/srcnn results/bicubic-x2
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,16 +76,3 @@ def write_bundle_scores(
     atomic_write_text(meta_path, json.dumps(meta, indent=4, ensure_ascii=False) + "\n")
     return scores
 
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("bundle", help="bundle folder, e.g. bundles/srcnn")
-    parser.add_argument("results", help="output folder of mrisr evaluate holding per_scan_metrics.csv")
-    parser.add_argument("--method", help="method name in that folder (default: the bundle's name)")
-    parser.add_argument("--split", default="test", help="manifest split the folder was evaluated on (default test)")
-    args = parser.parse_args(argv)
-    print(json.dumps(write_bundle_scores(args.bundle, args.results, args.method, args.split), indent=1))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,22 +1,21 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
 """Method × protocol results table (markdown) from ``mrisr evaluate`` output folders.
 
-Usage: ``python -m pipeline.evaluation.results_table PROTOCOL=DIR [PROTOCOL=DIR ...]``, where each
-DIR holds the ``summary.csv`` written by ``mrisr evaluate`` for that protocol. A protocol may be
-given several folders (networks scored in separate runs on the same scans, each with its own cubic
-reference): a method's first occurrence is kept. Each cell is "PSNR ± sd (gain vs cubic of the same
-run)" in dB; the results table of docs/results.md is generated this way.
+Usage: ``mrisr report results-table PROTOCOL=DIR [PROTOCOL=DIR ...]``, where each DIR holds the
+``summary.csv`` written by ``mrisr evaluate`` for that protocol. A protocol may be given several
+folders (networks scored in separate runs on the same scans, each with its own cubic reference): a
+method's first occurrence is kept. Each cell is "PSNR ± sd (gain vs cubic of the same run)" in dB;
+the results table of docs/results.md is generated this way.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["results_table", "main"]
+__all__ = ["results_table"]
 
 
 def results_table(summaries: Mapping[str, str | Path] | Sequence[tuple[str, str | Path]]) -> str:
@@ -38,15 +37,3 @@ def results_table(summaries: Mapping[str, str | Path] | Sequence[tuple[str, str 
         lines.append(f"| {method} | " + " | ".join(by_protocol.get(p, "—") for p in protocols) + " |")
     return "\n".join(lines)
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or any("=" not in a for a in args):
-        print(__doc__, file=sys.stderr)
-        return 2
-    print(results_table([tuple(a.split("=", 1)) for a in args]))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -35,7 +35,6 @@ from tqdm import tqdm
 from pipeline.acceleration import (
     PRECISIONS,
     channels_last_format,
-    configure_cpu_runtime,
     optimize_for_inference,
     precision_context,
     resolve_precision,
@@ -177,7 +176,7 @@ class NetworkSR:
     def _calibration_sample(self) -> torch.Tensor:
         """An input for timing the network in fp32 and bf16 (``precision="auto"`` on some CPUs).
 
-        Large enough to rank the precisions as whole volumes do: for mDCSRN on this project's CPU,
+        Large enough to rank the precisions as whole volumes do: for mDCSRN on an Intel Xeon (AVX512-BF16),
         bf16 was 1.5x faster on a 24^3 patch but slower on 48^3 and on the whole brain box.
         """
         shape = (1, 1, 48, 48, 48) if self.spatial_dims == 3 else (2, 1, 64, 64)
@@ -185,10 +184,8 @@ class NetworkSR:
         return sample.contiguous(memory_format=channels_last_format(self.spatial_dims)) if self.fast else sample
 
     def prepare(self) -> None:
-        """Configure the CPU runtime and resolve the precision (once; the first call does it)."""
+        """Resolve the precision (once; the first call does it)."""
         if self.precision is None:
-            if self.device.type == "cpu":
-                configure_cpu_runtime()
             runner = self._build_runner()
             self.precision, self.precision_reason = resolve_precision(
                 self.requested_precision, self.device, runner, self._calibration_sample()

@@ -1,7 +1,7 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
 """Model complexity: parameter counts and multiply-accumulates (MACs) per output voxel.
 
-``python -m pipeline.networks.complexity`` prints the markdown table of ``pipeline/networks/README.md``.
+``mrisr report complexity`` prints the markdown table of ``pipeline/networks/README.md``.
 """
 
 from __future__ import annotations
@@ -106,6 +106,3 @@ def complexity_table() -> str:
         )
     return "\n".join(lines)
 
-
-if __name__ == "__main__":
-    print(complexity_table())

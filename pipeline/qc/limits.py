@@ -9,15 +9,13 @@ Usage::
 
     mrisr evaluate --manifest data_manifests/malf_dev.csv --split val --protocol thick-4mm \\
         --methods cubic thick_slice --crop-to-mask --qc --output-dir results/thick-4mm-val
-    python -m pipeline.qc.limits bundles/thick_slice results/thick-4mm-val
+    mrisr report qc-limits bundles/thick_slice results/thick-4mm-val
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +52,3 @@ def write_qc_limits(bundle: str | os.PathLike, results_dir: str | os.PathLike, f
     atomic_write_text(meta_path, json.dumps(meta, indent=4, ensure_ascii=False) + "\n")
     return meta["qc_limits"]
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("bundle", help="the bundle folder")
-    parser.add_argument("results", help="an mrisr evaluate --qc output folder (val split)")
-    parser.add_argument("--factor", type=float, default=1.5)
-    args = parser.parse_args(argv)
-    print(json.dumps(write_qc_limits(args.bundle, args.results, args.factor), indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -12,8 +12,8 @@ MONAI's ``SupervisedTrainer`` runs ``inferer(inputs, network)`` for the forward 
   pass follows autocast's casts. On
   CUDA the trainer's own ``amp`` (fp16 autocast with gradient scaling) applies, as before.
 
-On its first CPU call it also sets the process's thread count and allocator
-(:func:`pipeline.acceleration.configure_cpu_runtime`). Measured side by side by
+Process-wide settings (threads, allocator) are the entry points' business
+(:func:`pipeline.acceleration.configure_process`), not this class's. Measured side by side by
 ``benchmarks/training_speed.py``.
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from monai.inferers import Inferer
 
-from pipeline.acceleration import channels_last_format, configure_cpu_runtime, precision_context, resolve_precision
+from pipeline.acceleration import channels_last_format, precision_context, resolve_precision
 from pipeline.training.handlers import unwrap_module
 
 __all__ = ["FastTrainingInferer", "to_channels_last"]
@@ -68,7 +68,6 @@ class FastTrainingInferer(Inferer):
             self._converted.add(id(network))
         if self.precision is None:
             if inputs.device.type == "cpu":
-                configure_cpu_runtime()
                 probe, sample = None, None
                 if self.requested_precision == "auto":
                     sample = inputs.detach().clone()  # the whole batch: bf16 won on one 24^3 patch (2.1x), lost on 4 (0.9x)

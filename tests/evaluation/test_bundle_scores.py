@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.evaluation.bundle_scores import bundle_scores, main
+from pipeline.evaluation.bundle_scores import bundle_scores, write_bundle_scores
 
 
 def write_results(folder: Path) -> Path:
@@ -32,13 +32,12 @@ def test_scores_are_paired_over_scans(tmp_path: Path):
         bundle_scores(tmp_path, "srcnn")
 
 
-def test_command_replaces_eval_metrics(tmp_path: Path, capsys):
+def test_write_replaces_eval_metrics(tmp_path: Path):
     results = write_results(tmp_path / "res")
     configs = tmp_path / "srcnn" / "configs"
     configs.mkdir(parents=True)
     meta = {"name": "srcnn", "eval_metrics": {}, "eval_metrics_note": "not trained yet"}
     (configs / "metadata.json").write_text(json.dumps(meta))
-    main([str(tmp_path / "srcnn"), str(results)])
+    assert write_bundle_scores(tmp_path / "srcnn", results)["scans"] == 3
     written = json.loads((configs / "metadata.json").read_text())
     assert written["eval_metrics"]["psnr_gain_db"] == pytest.approx(2.0) and "eval_metrics_note" not in written
-    assert '"scans": 3' in capsys.readouterr().out

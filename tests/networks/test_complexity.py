@@ -49,4 +49,4 @@ def test_table_lists_every_network_and_readme_is_current():
         assert name in table
     assert "| SRCNN 9-5-5 (2D) | (1, 1, 64, 64) | 57,281 | 57,184 |" in table
     readme = Path(pipeline.networks.__file__).with_name("README.md").read_text()
-    assert table in readme, "regenerate the table with `python -m pipeline.networks.complexity`"
+    assert table in readme, "regenerate the table with `mrisr report complexity`"

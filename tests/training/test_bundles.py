@@ -23,8 +23,8 @@ import torch
 from monai.bundle import ConfigParser, ConfigWorkflow, ckpt_export, verify_net_in_out
 
 import pipeline.inference.bundle_dirs as bundle_dirs
+from pipeline.analysis.critic_separation import critic_separation
 from pipeline.protocols import get_protocol
-from pipeline.training.critic_separation import critic_separation
 from pipeline.transforms.grid import zoomed_affine
 from tests.conftest import blob_volume
 

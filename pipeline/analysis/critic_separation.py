@@ -10,7 +10,7 @@ next to the spread of ``D(hr)`` across patches (how much the critic's score foll
 
 Usage::
 
-    python -m pipeline.training.critic_separation bundles/mdcsrn_gan --passes 4
+    mrisr report critic-separation bundles/mdcsrn_gan --passes 4
 
 prints the checkpoint's iteration, the gap's mean and sd, the fraction of patches with a positive gap,
 and the sd of ``D(hr)``.
@@ -18,7 +18,6 @@ and the sd of ``D(hr)``.
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 from typing import Any
@@ -96,24 +95,3 @@ def critic_separation(
         "patches": int(gap.numel()),
     }
 
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("bundle_root", type=Path)
-    parser.add_argument("--checkpoint", type=Path, default=None, help="default: <bundle_root>/models/checkpoint.pt")
-    parser.add_argument(
-        "--config", nargs="+", default=["train.json", "train_cpu.json"], help="files in configs/, in order"
-    )
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--passes", type=int, default=4)
-    args = parser.parse_args(argv)
-    result = critic_separation(args.bundle_root, args.checkpoint, tuple(args.config), args.split, args.passes)
-    print(
-        f"iteration {result['iteration']}: D(hr) - D(G(lr)) = {result['gap_mean']:+.4f} ± {result['gap_sd']:.4f} "
-        f"(positive on {result['positive']:.0%} of {result['patches']} {args.split} patches); "
-        f"sd of D(hr) over patches {result['hr_score_sd']:.3f}"
-    )
-
-
-if __name__ == "__main__":
-    main()

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.training.gan_selection import main, select_generator, snapshot_path
+from pipeline.analysis.gan_selection import select_generator, snapshot_path, write_selected_generator
 
 
 def make_run(root, rows):
@@ -32,15 +32,9 @@ def test_best_psnr_among_sharp_enough_epochs_is_written_to_model_pt(tmp_path):
     assert select_generator(tmp_path, 0.99)["epoch"] == 2
     assert select_generator(tmp_path, 0.995)["epoch"] == 3
     assert select_generator(tmp_path, 0.0)["epoch"] == 1
-    main([str(tmp_path), "--min-sharpness", "0.995"])
+    assert write_selected_generator(tmp_path, select_generator(tmp_path, 0.995)) == tmp_path / "models" / "model.pt"
     assert torch.load(tmp_path / "models" / "model.pt")["w"].item() == 3.0
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["model.pt", "validated"]
-
-
-def test_dry_run_writes_nothing(tmp_path):
-    make_run(tmp_path, ROWS)
-    main([str(tmp_path), "--dry-run"])
-    assert not (tmp_path / "models" / "model.pt").exists()
 
 
 def test_clear_errors(tmp_path):

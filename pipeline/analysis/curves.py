@@ -8,12 +8,11 @@ A reader of a bundle's docs sees from the figure whether the validation curve ha
 
 Usage::
 
-    python -m pipeline.training.curves bundles/mdcsrn/docs/training_log.csv -o bundles/mdcsrn/docs/validation_gain.png
+    mrisr report curves bundles/mdcsrn/docs/training_log.csv -o bundles/mdcsrn/docs/validation_gain.png
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -88,18 +87,3 @@ def plot_training_curves(log: pd.DataFrame, output: str | os.PathLike, title: st
     plt.close(figure)
     return output
 
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("logs", nargs="+", help="metrics CSV(s) of MetricsCSVLogger, in training order")
-    parser.add_argument("-o", "--output", required=True, help="PNG to write")
-    parser.add_argument("--title", default="", help="figure title")
-    parser.add_argument(
-        "--start-iteration", type=int, default=0, help="iterations behind the weights the first log started from"
-    )
-    args = parser.parse_args(argv)
-    print(plot_training_curves(join_logs(args.logs, args.start_iteration), args.output, args.title))
-
-
-if __name__ == "__main__":
-    main()

@@ -10,14 +10,13 @@ used, never ``test``.
 
 Usage::
 
-    python -m pipeline.training.gan_selection bundles/mdcsrn_gan --min-sharpness 0.99
+    mrisr report gan-selection bundles/mdcsrn_gan --min-sharpness 0.99
 
 writes the chosen generator to ``<bundle>/models/model.pt`` (atomically; ``--dry-run`` only reports).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 from pathlib import Path
@@ -27,7 +26,7 @@ import pandas as pd
 
 from pipeline.io.atomic import atomic_path
 
-__all__ = ["select_generator", "snapshot_path"]
+__all__ = ["select_generator", "write_selected_generator", "snapshot_path"]
 
 
 def snapshot_path(bundle_root: str | os.PathLike, epoch: int) -> Path:
@@ -75,23 +74,9 @@ def select_generator(bundle_root: str | os.PathLike, min_sharpness: float) -> di
     return selected
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("bundle_root", type=Path)
-    parser.add_argument("--min-sharpness", type=float, default=0.99, help="least val sharpness / HR (default 0.99)")
-    parser.add_argument("--dry-run", action="store_true", help="report the choice, write nothing")
-    args = parser.parse_args(argv)
-    selected = select_generator(args.bundle_root, args.min_sharpness)
-    print(
-        f"epoch {selected['epoch']} (iteration {int(selected['iteration'])}): val_psnr {selected['val_psnr']:.3f} dB, "
-        f"gain {selected['psnr_gain']:+.3f} dB, val_sharpness {selected['val_sharpness']:.4f} <- {selected['path']}"
-    )
-    if not args.dry_run:
-        destination = args.bundle_root / "models" / "model.pt"
-        with atomic_path(destination) as tmp:
-            shutil.copyfile(selected["path"], tmp)
-        print(f"wrote {destination}")
-
-
-if __name__ == "__main__":
-    main()
+def write_selected_generator(bundle_root: str | os.PathLike, selected: dict[str, Any]) -> Path:
+    """Copy the generator chosen by :func:`select_generator` to ``<bundle_root>/models/model.pt`` (atomically)."""
+    destination = Path(bundle_root) / "models" / "model.pt"
+    with atomic_path(destination) as tmp:
+        shutil.copyfile(selected["path"], tmp)
+    return destination

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.training.curves import join_logs, main, plot_training_curves
+from pipeline.analysis.curves import join_logs, plot_training_curves
 
 
 def write_log(path: Path, iterations: list[int], gains: list[float | None]) -> Path:
@@ -33,7 +33,7 @@ def test_join_shifts_a_restarted_stage_and_keeps_a_resumed_one(tmp_path: Path):
 
 def test_plot_writes_png(tmp_path: Path):
     log = write_log(tmp_path / "a.csv", [10, 20, 30], [0.5, None, 0.9])
-    main([str(log), "-o", str(tmp_path / "curve.png"), "--title", "srcnn"])
+    assert plot_training_curves(join_logs([log]), tmp_path / "curve.png", title="srcnn") == tmp_path / "curve.png"
     assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     no_validation = join_logs([write_log(tmp_path / "b.csv", [10], [None])])
     with pytest.raises(ValueError, match="psnr_gain"):
