@@ -16,4 +16,5 @@ demo: install
 	$(PYTHON) -m pipeline demo --output $(DEMO_OUT)
 
 test: install
+	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest -q -n 2 --durations=15 tests

@@ -74,7 +74,9 @@ def brain_box(cache: Path, protocol_name: str, slab: int | None) -> tuple[MetaTe
     t1_path, mask_path = fetch_mni152(cache)
     protocol = get_protocol(protocol_name)
     hr = load_volume(t1_path)
-    mask = MetaTensor(torch.from_numpy((nib.load(str(mask_path)).get_fdata() > 0.5).astype(np.uint8))[None], affine=hr.affine)
+    mask = MetaTensor(
+        torch.from_numpy((nib.load(str(mask_path)).get_fdata() > 0.5).astype(np.uint8))[None], affine=hr.affine
+    )
     cropped = Compose(brain_crops(protocol.zoom, crop_to_mask=True))({"hr": hr, "mask": mask})
     hr, mask = cropped["hr"], cropped["mask"]
     if slab is not None:  # central slab across the axis that is not degraded in-plane
@@ -196,7 +198,10 @@ def main() -> None:
         flush=True,
     )
     rows = [benchmark_bundle(name, args, peaks) for name in (args.bundles or available_bundles())]
-    print("\n| bundle | protocol | plain MONAI fp32 (s) | fast (s) | precision | speed-up | GFLOP/s fast (plain) | ΔPSNR (dB) |")
+    print(
+        "\n| bundle | protocol | plain MONAI fp32 (s) | fast (s) | precision | speed-up "
+        "| GFLOP/s fast (plain) | ΔPSNR (dB) |"
+    )
     print("|---|---|---:|---:|---|---:|---:|---:|")
     for r in rows:
         print(

@@ -84,12 +84,14 @@ def main() -> None:
             }
         )
         print(
-            f"{scan_id(row)}: residual {figures['correct']:.4f} ({protocol.name}) vs {figures['wrong']:.4f} ({args.wrong}), ratio {rows[-1]['ratio']:.2f}",
+            f"{scan_id(row)}: residual {figures['correct']:.4f} ({protocol.name}) "
+            f"vs {figures['wrong']:.4f} ({args.wrong}), ratio {rows[-1]['ratio']:.2f}",
             flush=True,
         )
     result = pd.DataFrame(rows)
     print(
-        f"{args.bundle}: ratio wrong / correct {result['ratio'].min():.2f}-{result['ratio'].max():.2f} (mean {result['ratio'].mean():.2f})"
+        f"{args.bundle}: ratio wrong / correct {result['ratio'].min():.2f}-{result['ratio'].max():.2f} "
+        f"(mean {result['ratio'].mean():.2f})"
     )
     if args.csv:
         result.to_csv(args.csv, index=False)

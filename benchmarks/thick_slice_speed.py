@@ -78,7 +78,8 @@ def main() -> None:
     warm = get_protocol("thick-4mm").degrade(hr[:, 96:160, 96:160, 64:96])
     method(warm, zoom)
     print(
-        f"input {tuple(lr.shape[1:])} at {tuple(float(s) for s in lr.pixdim)} mm -> {SHAPE}; {available_cpu_cores()} cores, {torch.get_num_threads()} threads, precision {method.precision}"
+        f"input {tuple(lr.shape[1:])} at {tuple(float(s) for s in lr.pixdim)} mm -> {SHAPE}; "
+        f"{available_cpu_cores()} cores, {torch.get_num_threads()} threads, precision {method.precision}"
     )
     results = {}
     for name, runner in (
@@ -96,7 +97,8 @@ def main() -> None:
         print(f"{name:18s} {seconds:7.1f} s   PSNR in the brain mask {results[name]['psnr_db']:.2f} dB")
     record = results["thick_slice+adapt"]["adaptation"]
     print(
-        f"adaptation: {record['steps']} steps in {record['seconds']:.1f} s, L1 {record['loss_start']:.4f} -> {record['loss_end']:.4f}"
+        f"adaptation: {record['steps']} steps in {record['seconds']:.1f} s, "
+        f"L1 {record['loss_start']:.4f} -> {record['loss_end']:.4f}"
     )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -19,7 +19,8 @@ critic and its gradient penalty stay float32).
 Data: ``--manifest`` (default ``data_manifests/malf_dev.csv``, whose scans live in ``../shared/data``);
 when its files are missing, a two-scan cohort made from the MNI152 template (``nilearn``).
 
-Usage: python benchmarks/training_speed.py [--bundles mdcsrn mrln msrn_tv] [--iterations 10] [--precision fp32] [--json out.json]
+Usage: python benchmarks/training_speed.py [--bundles mdcsrn mrln msrn_tv] [--iterations 10]
+           [--precision fp32] [--json out.json]
 """
 
 from __future__ import annotations
@@ -64,7 +65,10 @@ def cohort_manifest(manifest: Path, cache: Path) -> Path:
                 image = nib.load(str(source))
                 data = np.asarray(image.dataobj)
                 nib.save(nib.Nifti1Image(data[::-1] if flip else data, image.affine), str(path))
-        rows += [{"subject_id": name, "split": split, "hr": f"{name}_hr.nii.gz", "mask": f"{name}_mask.nii.gz"} for split in ("train",)]
+        rows += [
+            {"subject_id": name, "split": split, "hr": f"{name}_hr.nii.gz", "mask": f"{name}_mask.nii.gz"}
+            for split in ("train",)
+        ]
     out = cache / "mni152_training_manifest.csv"
     pd.DataFrame(rows).to_csv(out, index=False)
     return out
@@ -114,14 +118,17 @@ def today_in_fresh_process(name: str, manifest: Path, args: argparse.Namespace) 
     with tempfile.TemporaryDirectory() as folder:
         output = Path(folder) / "today.json"
         command = [sys.executable, __file__, "--today-worker", name, str(output), "--manifest", str(manifest)]
-        command += ["--iterations", str(args.iterations), "--warmup", str(args.warmup), "--max-scans", str(args.max_scans)]
+        command += ["--iterations", str(args.iterations), "--warmup", str(args.warmup)]
+        command += ["--max-scans", str(args.max_scans)]
         subprocess.run(command, check=True)
         return json.loads(output.read_text())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bundles", nargs="+", default=None, help="bundle names (default: every one with train_cpu.json)")
+    parser.add_argument(
+        "--bundles", nargs="+", default=None, help="bundle names (default: every one with train_cpu.json)"
+    )
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--max-scans", type=int, default=3, help="training scans cached (fewer: quicker start)")
@@ -129,7 +136,10 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path("benchmark_data"))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
-        "--precision", choices=("auto", "fp32", "bf16"), default=None, help="fast run's precision (default: the bundle's)"
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default=None,
+        help="fast run's precision (default: the bundle's)",
     )
     parser.add_argument("--today-worker", nargs=2, metavar=("BUNDLE", "OUTPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -148,7 +158,8 @@ def main() -> None:
         row = {"bundle": name, "today": today, "fast": fast, "ratio": fast["its_per_s"] / today["its_per_s"]}
         rows.append(row)
         print(
-            f"{name:11s} today {today['its_per_s']:.3f} it/s | fast {fast['its_per_s']:.3f} it/s ({fast['precision']}) | "
+            f"{name:11s} today {today['its_per_s']:.3f} it/s | "
+            f"fast {fast['its_per_s']:.3f} it/s ({fast['precision']}) | "
             f"x{row['ratio']:.2f} | mean loss {today['mean_loss']:.5f} vs {fast['mean_loss']:.5f}",
             flush=True,
         )
@@ -156,7 +167,8 @@ def main() -> None:
     print("|---|---:|---:|---|---:|---|")
     for r in rows:
         print(
-            f"| {r['bundle']} | {r['today']['its_per_s']:.3f} | {r['fast']['its_per_s']:.3f} | {r['fast']['precision']} | "
+            f"| {r['bundle']} | {r['today']['its_per_s']:.3f} | "
+            f"{r['fast']['its_per_s']:.3f} | {r['fast']['precision']} | "
             f"{r['ratio']:.2f}x | {r['today']['mean_loss']:.5f} / {r['fast']['mean_loss']:.5f} |"
         )
     if args.json is not None:

@@ -55,7 +55,10 @@ def fetch_mni152(folder: Path) -> tuple[Path, Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     t1_path, mask_path = folder / "mni152_t1.nii.gz", folder / "mni152_brain_mask.nii.gz"
-    for path, image in ((t1_path, datasets.load_mni152_template(resolution=1)), (mask_path, datasets.load_mni152_brain_mask(resolution=1))):
+    for path, image in (
+        (t1_path, datasets.load_mni152_template(resolution=1)),
+        (mask_path, datasets.load_mni152_brain_mask(resolution=1)),
+    ):
         if not path.exists():
             with atomic_path(path) as tmp:
                 nib.save(image, str(tmp))
@@ -192,12 +195,17 @@ def run_demo(
     announce = _announcer(start)
     groups = bundles_by_protocol()
     protocols = sorted(set(ALWAYS_EVALUATED) | set(groups))
-    announce(f"mrisr demo into {out.resolve()}: 4 steps, {len(protocols)} protocols, bundles {sorted(sum(groups.values(), []))}")
+    announce(
+        f"mrisr demo into {out.resolve()}: 4 steps, {len(protocols)} protocols, "
+        f"bundles {sorted(sum(groups.values(), []))}"
+    )
     announce("1/4 MNI152 2009 T1 template and brain mask (nilearn)")
     t1_path, mask_path = fetch_mni152(out / "data")
     announce("2/4 preprocessing: brain mask, N4 bias-field correction, intensity normalisation (about 30 s)")
     preprocessing = run_preprocessing(t1_path, mask_path, out / "preprocessing")
-    announce(f"    brain mask Dice vs nilearn's {preprocessing['brain_mask_dice_vs_nilearn']}, N4 {preprocessing['n4_s']} s")
+    announce(
+        f"    brain mask Dice vs nilearn's {preprocessing['brain_mask_dice_vs_nilearn']}, N4 {preprocessing['n4_s']} s"
+    )
     announce(f"3/4 LR synthesis: {len(PROTOCOLS)} protocols")
     run_lr_synthesis(t1_path, out / "lr")
     manifests: dict[int, tuple[Path, str]] = {}
@@ -239,7 +247,11 @@ def run_demo(
         tables.append(summary)
     scopes = sorted({scope for _, scope in manifests.values()})
     results = pd.concat(tables, ignore_index=True)
-    columns = [c for c in ("protocol", "method", "psnr", "ssim", "nrmse", "psnr_slice", "runtime_s", "precision") if c in results]
+    columns = [
+        c
+        for c in ("protocol", "method", "psnr", "ssim", "nrmse", "psnr_slice", "runtime_s", "precision")
+        if c in results
+    ]
     table = results[columns].round(4).to_markdown(index=False)
     elapsed = time.perf_counter() - start
     summary_path = out / "README.md"

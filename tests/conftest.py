@@ -6,11 +6,12 @@ import os
 import tempfile
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
+
+from tests.utils import write_nifti
 
 torch.set_num_threads(1)  # pytest-xdist runs one worker per core; more threads only contend
 os.environ["MRISR_NUM_THREADS"] = "1"  # the same for the fast inference path (pipeline.acceleration)
@@ -44,12 +45,7 @@ def volume(ras_affine: np.ndarray) -> MetaTensor:
 
 @pytest.fixture
 def nifti_file(tmp_path: Path, ras_affine: np.ndarray) -> Path:
-    path = tmp_path / "vol.nii.gz"
-    img = nib.Nifti1Image(blob_volume(), ras_affine)
-    img.set_qform(ras_affine, code=1)
-    img.set_sform(ras_affine, code=2)
-    nib.save(img, str(path))
-    return path
+    return write_nifti(tmp_path / "vol.nii.gz", blob_volume(), ras_affine, qform_code=1, sform_code=2)
 
 
 def untrained_thick_slice_bundle(root: Path) -> Path:

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from monai.bundle import ConfigWorkflow
@@ -43,16 +42,12 @@ from pipeline.inference import (
 from pipeline.io import OutputPathError, atomic_path
 from pipeline.networks import SRCNN
 from tests.conftest import REPO_ROOT, blob_volume
+from tests.utils import write_manifest, write_nifti
 
 SRCNN_BUNDLE = REPO_ROOT / "bundles" / "srcnn"
 CUBIC_X2 = ["--method", "cubic", "--scale", "2", "2", "1"]
 COMMANDS = [["infer", *CUBIC_X2], ["degrade", "--protocol", "blur-x2"], ["preprocess", "--no-n4"]]
 COMMAND_IDS = ["infer", "degrade", "preprocess"]
-
-
-def _write(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -> Path:
-    nib.save(nib.Nifti1Image(np.asarray(data, np.float32), np.eye(4) if affine is None else affine), str(path))
-    return path
 
 
 def _brain(shape: tuple[int, int, int] = (16, 18, 6)) -> np.ndarray:
@@ -82,11 +77,6 @@ def _raises(err: BaseException):
         raise err
 
     return function
-
-
-def _manifest(path: Path, rows: list[dict[str, str]]) -> Path:
-    pd.DataFrame(rows).to_csv(path, index=False)
-    return path
 
 
 # 1. network methods return the input's units whatever its range -----------------------------------
@@ -128,7 +118,8 @@ def test_network_output_returns_to_the_input_units(change: str) -> None:
     method = NetworkSR(SRCNN(spatial_dims=2), spatial_dims=2, upsampling="cubic", device="cpu", precision="fp32")
     data = _brain()
     mean, sd = float(data.mean()), float(data.std())
-    offset, factor = {"minus_400": (-400.0, 1.0), "z_score": (-mean / sd, 1 / sd), "all_negative": (-300.0, 0.7)}[change]
+    changes = {"minus_400": (-400.0, 1.0), "z_score": (-mean / sd, 1 / sd), "all_negative": (-300.0, 0.7)}
+    offset, factor = changes[change]
     reference = method(_volume(data), [2, 2, 1]).numpy()
     changed = method(_volume(data * factor + offset), [2, 2, 1]).numpy()
     expected = reference * factor + offset
@@ -141,7 +132,7 @@ def test_infer_negative_volume_keeps_its_units(tmp_path: Path) -> None:
     factor = 165.0 / positive.max()
     sr = {}
     for name, data in (("positive", positive), ("negative", positive * factor - 300.0)):
-        source = _write(tmp_path / f"{name}.nii.gz", data)
+        source = write_nifti(tmp_path / f"{name}.nii.gz", data, dtype=np.float32)
         out = tmp_path / f"sr_{name}.nii.gz"
         args = ["infer", str(source), "-o", str(out), "--method", "srcnn", "--scale", "2", "2", "1"]
         assert main([*args, "--device", "cpu", "--precision", "fp32"]) == 0
@@ -156,7 +147,7 @@ def test_infer_negative_volume_keeps_its_units(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", COMMANDS, ids=COMMAND_IDS)
 def test_output_sidecar_never_replaces_the_input_sidecar(tmp_path: Path, command: list[str], capsys) -> None:
-    source = _write(tmp_path / "lr.nii.gz", _brain((24, 24, 24)))
+    source = write_nifti(tmp_path / "lr.nii.gz", _brain((24, 24, 24)))
     record = tmp_path / "lr.json"
     record.write_text('{"degradation": "the record of how lr.nii.gz was made"}')
     before = record.read_bytes()
@@ -169,10 +160,10 @@ def test_output_sidecar_never_replaces_the_input_sidecar(tmp_path: Path, command
 
 
 @pytest.mark.parametrize("ids", [("s/1", "s_1"), ("Sub01", "sub01")])
-def test_scan_ids_colliding_as_file_names_fail_the_manifest(tmp_path: Path, ids: tuple[str, str], capsys) -> None:
+def test_scan_ids_colliding_as_file_names_fail_thewrite_manifest(tmp_path: Path, ids: tuple[str, str], capsys) -> None:
     for i in range(2):
-        _write(tmp_path / f"v{i}.nii.gz", blob_volume((8, 8, 6), seed=i))
-    manifest = _manifest(tmp_path / "m.csv", [{"subject_id": s, "lr": f"v{i}.nii.gz"} for i, s in enumerate(ids)])
+        write_nifti(tmp_path / f"v{i}.nii.gz", blob_volume((8, 8, 6), seed=i))
+    manifest = write_manifest(tmp_path / "m.csv", [{"subject_id": s, "lr": f"v{i}.nii.gz"} for i, s in enumerate(ids)])
     out = tmp_path / "out"
     assert main(["infer", "--manifest", str(manifest), "--output-dir", str(out), *CUBIC_X2, "--no-progress"]) == 1
     _error_line(capsys, "m.csv", repr(ids[0]), repr(ids[1]))
@@ -184,8 +175,8 @@ def test_scan_ids_colliding_as_file_names_fail_the_manifest(tmp_path: Path, ids:
 
 def test_resume_redoes_outputs_made_otherwise_or_truncated(tmp_path: Path, capsys) -> None:
     for i in range(2):
-        _write(tmp_path / f"s{i}.nii.gz", blob_volume((8, 10, 6), seed=i))
-    manifest = _manifest(tmp_path / "m.csv", [{"subject_id": f"s{i}", "lr": f"s{i}.nii.gz"} for i in range(2)])
+        write_nifti(tmp_path / f"s{i}.nii.gz", blob_volume((8, 10, 6), seed=i))
+    manifest = write_manifest(tmp_path / "m.csv", [{"subject_id": f"s{i}", "lr": f"s{i}.nii.gz"} for i in range(2)])
     out = tmp_path / "out"
     base = ["infer", "--manifest", str(manifest), "--output-dir", str(out), "--method", "linear", "--no-progress"]
 
@@ -228,10 +219,10 @@ def test_a_rewrite_killed_before_its_sidecar_is_not_complete(nifti_file: Path, t
 
 
 def test_preprocess_rejects_a_mask_on_a_shifted_grid(tmp_path: Path, capsys) -> None:
-    source = _write(tmp_path / "t1.nii.gz", _brain((24, 24, 24)))
+    source = write_nifti(tmp_path / "t1.nii.gz", _brain((24, 24, 24)))
     shifted = np.eye(4)
     shifted[0, 3] = 5.0
-    mask = _write(tmp_path / "mask.nii.gz", _brain((24, 24, 24)) > 0, shifted)
+    mask = write_nifti(tmp_path / "mask.nii.gz", _brain((24, 24, 24)) > 0, shifted, dtype=np.float32)
     out = tmp_path / "out" / "pre.nii.gz"
     assert main(["preprocess", str(source), "-o", str(out), "--mask", str(mask), "--no-n4"]) == 1
     _error_line(capsys, "mask.nii.gz", "another grid")
@@ -239,13 +230,13 @@ def test_preprocess_rejects_a_mask_on_a_shifted_grid(tmp_path: Path, capsys) -> 
 
 
 def test_preprocess_accepts_an_all_ones_mask_and_rejects_an_empty_one(tmp_path: Path, capsys) -> None:
-    source = _write(tmp_path / "t1.nii.gz", blob_volume((20, 20, 20)))
-    ones = _write(tmp_path / "ones.nii.gz", np.ones((20, 20, 20)))
+    source = write_nifti(tmp_path / "t1.nii.gz", blob_volume((20, 20, 20)))
+    ones = write_nifti(tmp_path / "ones.nii.gz", np.ones((20, 20, 20)), dtype=np.float32)
     out = tmp_path / "pre.nii.gz"
     assert main(["preprocess", str(source), "-o", str(out), "--mask", str(ones), "--no-n4"]) == 0
     assert nib.load(str(out)).shape == (20, 20, 20)
     capsys.readouterr()
-    empty = _write(tmp_path / "empty.nii.gz", np.zeros((20, 20, 20)))
+    empty = write_nifti(tmp_path / "empty.nii.gz", np.zeros((20, 20, 20)), dtype=np.float32)
     assert main(["preprocess", str(source), "-o", str(tmp_path / "pre2.nii.gz"), "--mask", str(empty), "--no-n4"]) == 1
     _error_line(capsys, "empty.nii.gz", "empty mask")
 
@@ -262,7 +253,7 @@ def test_preprocess_accepts_an_all_ones_mask_and_rejects_an_empty_one(tmp_path: 
     ],
 )
 def test_degrade_refuses_tiny_inputs(tmp_path: Path, shape: tuple[int, ...], model: list[str], capsys) -> None:
-    source = _write(tmp_path / "tiny.nii.gz", np.random.default_rng(0).random(shape))
+    source = write_nifti(tmp_path / "tiny.nii.gz", np.random.default_rng(0).random(shape), dtype=np.float32)
     out = tmp_path / "lr.nii.gz"
     assert main(["degrade", str(source), "-o", str(out), *model]) == 1
     _error_line(capsys, "tiny.nii.gz", "too small")
@@ -279,15 +270,15 @@ def _bad_inputs(folder: Path) -> dict[str, Path]:
         "missing": folder / "missing.nii.gz",
         "truncated": folder / "truncated.nii.gz",
         "text": folder / "text.nii.gz",
-        "2d": _write(folder / "flat.nii.gz", np.ones((8, 8))),
-        "4d": _write(folder / "four.nii.gz", np.random.default_rng(0).random((8, 8, 8, 2))),
-        "zero": _write(folder / "zero.nii.gz", np.zeros((8, 8, 8))),
+        "2d": write_nifti(folder / "flat.nii.gz", np.ones((8, 8)), dtype=np.float32),
+        "4d": write_nifti(folder / "four.nii.gz", np.random.default_rng(0).random((8, 8, 8, 2)), dtype=np.float32),
+        "zero": write_nifti(folder / "zero.nii.gz", np.zeros((8, 8, 8)), dtype=np.float32),
     }
 
 
 @pytest.mark.parametrize("case", ["missing", "truncated", "text", "2d", "4d", "zero", "no_output", "output_is_input"])
 def test_bundle_run_errors_are_one_line(tmp_path: Path, case: str, capsys) -> None:
-    good = _write(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4)))
+    good = write_nifti(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4)))
     source = {"no_output": good, "output_is_input": good}.get(case) or _bad_inputs(tmp_path)[case]
     output = {"no_output": None, "output_is_input": str(good)}.get(case, str(tmp_path / "sr.nii.gz"))
     workflow = ConfigWorkflow(
@@ -371,7 +362,7 @@ def test_output_under_a_file_names_the_file(nifti_file: Path, tmp_path: Path, ca
     blocker.write_text("a file, not a folder")
     assert main(["infer", str(nifti_file), "-o", str(blocker / "sr.nii.gz"), *CUBIC_X2]) == 1
     _error_line(capsys, "sr.nii.gz", f"{blocker} is a file")
-    manifest = _manifest(tmp_path / "m.csv", [{"subject_id": "s", "lr": str(nifti_file)}])
+    manifest = write_manifest(tmp_path / "m.csv", [{"subject_id": "s", "lr": str(nifti_file)}])
     assert main(["infer", "--manifest", str(manifest), "--output-dir", str(blocker / "sr"), *CUBIC_X2]) == 1
     _error_line(capsys, f"{blocker} is a file")
 
@@ -379,12 +370,13 @@ def test_output_under_a_file_names_the_file(nifti_file: Path, tmp_path: Path, ca
 def test_empty_manifest_names_the_file(tmp_path: Path, capsys) -> None:
     manifest = tmp_path / "empty.csv"
     manifest.write_bytes(b"")
-    assert main(["degrade", "--manifest", str(manifest), "--output-dir", str(tmp_path / "o"), "--protocol", "blur-x2"]) == 1
+    args = ["degrade", "--manifest", str(manifest), "--output-dir", str(tmp_path / "o"), "--protocol", "blur-x2"]
+    assert main(args) == 1
     _error_line(capsys, "empty.csv", "empty file")
 
 
 def test_zero_size_axis_is_reported_as_such(tmp_path: Path, capsys) -> None:
-    source = _write(tmp_path / "empty_axis.nii.gz", np.zeros((0, 8, 8)))
+    source = write_nifti(tmp_path / "empty_axis.nii.gz", np.zeros((0, 8, 8)), dtype=np.float32)
     assert main(["infer", str(source), "-o", str(tmp_path / "sr.nii.gz"), *CUBIC_X2]) == 1
     _error_line(capsys, "empty_axis.nii.gz", "axis of 0 voxels", "(0, 8, 8)")
 
@@ -433,7 +425,9 @@ def test_unwritable_output_folder(nifti_file: Path, locked_folder: Path, capsys)
     assert not list(locked_folder.iterdir())
 
 
-def test_an_unexpected_error_is_still_one_line(monkeypatch: pytest.MonkeyPatch, nifti_file: Path, tmp_path: Path, capsys):
+def test_an_unexpected_error_is_still_one_line(
+    monkeypatch: pytest.MonkeyPatch, nifti_file: Path, tmp_path: Path, capsys
+):
     import pipeline.cli.infer as infer_cli
 
     args = ["infer", str(nifti_file), "-o", str(tmp_path / "sr.nii.gz"), *CUBIC_X2]
@@ -452,8 +446,8 @@ def test_an_unexpected_error_is_still_one_line(monkeypatch: pytest.MonkeyPatch, 
 def test_hash_in_manifest_paths_is_kept(tmp_path: Path) -> None:
     folder = tmp_path / "scan#1"
     folder.mkdir()
-    _write(folder / "lr.nii.gz", blob_volume((8, 8, 6)))
-    manifest = _manifest(tmp_path / "m.csv", [{"subject_id": "a#1", "lr": "scan#1/lr.nii.gz", "note": "x # y"}])
+    write_nifti(folder / "lr.nii.gz", blob_volume((8, 8, 6)))
+    manifest = write_manifest(tmp_path / "m.csv", [{"subject_id": "a#1", "lr": "scan#1/lr.nii.gz", "note": "x # y"}])
     out = tmp_path / "out"
     assert main(["infer", "--manifest", str(manifest), "--output-dir", str(out), *CUBIC_X2, "--no-progress"]) == 0
     assert nib.load(str(out / "a_1_sr-cubic.nii.gz")).shape == (16, 16, 6)
@@ -464,7 +458,7 @@ def test_hash_in_manifest_paths_is_kept(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", COMMANDS, ids=COMMAND_IDS)
 def test_rerun_removes_temporaries_of_a_killed_run(tmp_path: Path, command: list[str]) -> None:
-    source = _write(tmp_path / "in.nii.gz", _brain((24, 24, 24)))
+    source = write_nifti(tmp_path / "in.nii.gz", _brain((24, 24, 24)))
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     for name in (".sr.0123abcd.tmp.nii.gz", ".sr.89abcdef.tmp.json", ".sr_mask.0a1b2c3d.tmp.nii.gz"):
@@ -572,7 +566,7 @@ def _run_bundle(root: Path, source: Path, output: Path, device: str) -> None:
 @pytest.mark.parametrize("case", list(WEIGHT_PROBLEMS))
 def test_bundle_run_with_bad_weights_is_one_line(tmp_path: Path, case: str, capsys) -> None:
     root = _srcnn_copy(tmp_path / "bundle", _bad_weights(case, tmp_path))
-    source, output = _write(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4))), tmp_path / "out" / "sr.nii.gz"
+    source, output = write_nifti(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4))), tmp_path / "out" / "sr.nii.gz"
     before = _unchanged(source)
     _run_bundle(root, source, output, "$torch.device('cpu')")
     _fails_with(capsys, f"{root / 'models' / 'model.pt'}: {WEIGHT_PROBLEMS[case]}", output)
@@ -582,14 +576,14 @@ def test_bundle_run_with_bad_weights_is_one_line(tmp_path: Path, case: str, caps
 @pytest.mark.parametrize("device", list(DEVICE_PROBLEMS))
 def test_bundle_run_on_an_absent_device_is_one_line(tmp_path: Path, device: str, capsys) -> None:
     root = _srcnn_copy(tmp_path / "bundle", _bad_weights("good", tmp_path))
-    source, output = _write(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4))), tmp_path / "sr.nii.gz"
+    source, output = write_nifti(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4))), tmp_path / "sr.nii.gz"
     _run_bundle(root, source, output, device)
     _fails_with(capsys, DEVICE_PROBLEMS[device], output)
 
 
 def test_bundle_command_line_with_truncated_weights(tmp_path: Path) -> None:
     root = _srcnn_copy(tmp_path / "bundle", _bad_weights("truncated", tmp_path))
-    source, output = _write(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4))), tmp_path / "sr.nii.gz"
+    source, output = write_nifti(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4))), tmp_path / "sr.nii.gz"
     command = [sys.executable, "-m", "monai.bundle", "run", "--bundle_root", str(root), "--device", "cpu"]
     command += ["--config_file", str(root / "configs" / "inference.json"), "--input_image", str(source)]
     command += ["--output_image", str(output)]
@@ -603,7 +597,7 @@ def test_bundle_command_line_with_truncated_weights(tmp_path: Path) -> None:
 @pytest.mark.parametrize("case", ["empty", "truncated", "malicious"])
 def test_infer_with_a_bundle_folder_of_bad_weights_names_model_pt(tmp_path: Path, case: str, capsys) -> None:
     root = _srcnn_copy(tmp_path / "bundle", _bad_weights(case, tmp_path))
-    source, output = _write(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4))), tmp_path / "sr.nii.gz"
+    source, output = write_nifti(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4))), tmp_path / "sr.nii.gz"
     assert main(["infer", str(source), "-o", str(output), "--method", str(root), *CUBIC_X2[2:], "--device", "cpu"]) == 1
     _fails_with(capsys, f"{root / 'models' / 'model.pt'}: {WEIGHT_PROBLEMS[case]}", output)
 
@@ -620,7 +614,7 @@ def test_manifest_rows_wider_than_the_header_name_the_line(
     tmp_path: Path, rows: str, line: int, width: int, others: str, capsys
 ) -> None:
     for i in range(2):
-        _write(tmp_path / f"v{i}.nii.gz", blob_volume((8, 8, 6), seed=i))
+        write_nifti(tmp_path / f"v{i}.nii.gz", blob_volume((8, 8, 6), seed=i))
     manifest = tmp_path / "m.csv"
     manifest.write_text("subject_id,lr\n" + rows)
     out = tmp_path / "out"
@@ -686,7 +680,7 @@ def test_a_full_disk_names_the_output(tmp_path: Path, monkeypatch: pytest.Monkey
         Path(path).write_bytes(b"partial")
         raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
 
-    source, output = _write(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4))), tmp_path / "out" / "sr.nii.gz"
+    source, output = write_nifti(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4))), tmp_path / "out" / "sr.nii.gz"
     before = _unchanged(source)
     monkeypatch.setattr(writers.nib, "save", file_too_large)
     assert main(["infer", str(source), "-o", str(output), *CUBIC_X2]) == 1
@@ -695,7 +689,7 @@ def test_a_full_disk_names_the_output(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_zero_target_spacing_is_named(tmp_path: Path, capsys) -> None:
-    source, output = _write(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4))), tmp_path / "sr.nii.gz"
+    source, output = write_nifti(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4))), tmp_path / "sr.nii.gz"
     assert main(["infer", str(source), "-o", str(output), "--method", "cubic", "--target-spacing", "0", "1", "1"]) == 1
     problem = "--target-spacing must be three positive spacings in mm, got [0.0, 1.0, 1.0]"
     _fails_with(capsys, f"{source}: {problem}", output)
@@ -707,7 +701,7 @@ def test_an_output_too_large_for_memory_names_the_file_and_scale(
     import pipeline.inference.run as run
 
     monkeypatch.setattr(run, "_physical_memory", lambda: 16 * 10**9)
-    source, output = _write(tmp_path / "lr.nii.gz", blob_volume((40, 40, 40))), tmp_path / "sr.nii.gz"
+    source, output = write_nifti(tmp_path / "lr.nii.gz", blob_volume((40, 40, 40))), tmp_path / "sr.nii.gz"
     assert main(["infer", str(source), "-o", str(output), "--method", "cubic", "--scale", "100", "100", "100"]) == 1
     size = "scale 100 x 100 x 100 gives an output of shape (4000, 4000, 4000) (256.0 GB as float32)"
     memory = "more than this machine's 16.0 GB of memory; check --scale or --target-spacing"
@@ -730,7 +724,7 @@ def test_running_out_of_memory_names_the_file_and_scale(
     import pipeline.cli.infer as infer_cli
 
     monkeypatch.setattr(infer_cli, "load_adaptable_method", lambda *a, **k: _OutOfMemory())
-    source, output = _write(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4))), tmp_path / "sr.nii.gz"
+    source, output = write_nifti(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4))), tmp_path / "sr.nii.gz"
     assert main(["infer", str(source), "-o", str(output), *CUBIC_X2]) == 1
     problem = "super-resolving with scale 2 x 2 x 1 to shape (16, 16, 4)"
     _fails_with(capsys, f"not enough memory: {source}: {problem}", output)
@@ -740,8 +734,8 @@ def test_evaluate_checks_its_output_folder_first(locked_folder: Path, tmp_path: 
     import pipeline.evaluation.evaluate as evaluation
 
     monkeypatch.setattr(evaluation, "_score_rows", _raises(AssertionError("scored before checking the output folder")))
-    _write(tmp_path / "hr.nii.gz", _brain((24, 24, 24)))
-    manifest = _manifest(tmp_path / "m.csv", [{"subject_id": "s", "hr": "hr.nii.gz", "split": "test"}])
+    write_nifti(tmp_path / "hr.nii.gz", _brain((24, 24, 24)))
+    manifest = write_manifest(tmp_path / "m.csv", [{"subject_id": "s", "hr": "hr.nii.gz", "split": "test"}])
     out = locked_folder / "eval"
     args = ["evaluate", "--manifest", str(manifest), "--protocol", "bicubic-x2", "--methods", "cubic"]
     assert main([*args, "--output-dir", str(out), "--no-progress"]) == 1
@@ -750,7 +744,7 @@ def test_evaluate_checks_its_output_folder_first(locked_folder: Path, tmp_path: 
 
 def test_a_legal_long_output_name_is_written(tmp_path: Path) -> None:
     """A 252-character name once failed: its temporary name overflowed the 255 characters a file name may have."""
-    source = _write(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4)))
+    source = write_nifti(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4)))
     output = tmp_path / "out" / ("s" * 245 + ".nii.gz")
     assert main(["infer", str(source), "-o", str(output), *CUBIC_X2]) == 0
     assert nib.load(str(output)).shape == (16, 16, 4) and output.with_name("s" * 245 + ".json").is_file()
@@ -772,7 +766,9 @@ def test_an_extreme_voxel_is_clipped_with_a_warning(tmp_path: Path) -> None:
     clean = _brain((20, 18, 6))
     spiked = clean.copy()
     spiked[3, 9, 3] = 1e30
-    sources = {name: _write(tmp_path / f"{name}.nii.gz", data) for name, data in (("clean", clean), ("spiked", spiked))}
+    sources = {
+        name: write_nifti(tmp_path / f"{name}.nii.gz", data) for name, data in (("clean", clean), ("spiked", spiked))
+    }
     before = _unchanged(*sources.values())
     pattern = rf"{re.escape(str(sources['spiked']))}: 1 voxel\(s\) beyond 10 times the robust range"
     with pytest.warns(UserWarning, match=pattern):

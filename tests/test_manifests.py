@@ -18,7 +18,9 @@ def _manifest(tmp_path: Path, text: str) -> Path:
 
 
 def test_relative_paths_resolve_against_manifest_or_data_root(tmp_path: Path) -> None:
-    path = _manifest(tmp_path, "subject_id,session,split,hr,mask\ns1,a,train,x/s1.nii.gz,\ns1,b,val,/abs/s1b.nii.gz,m.nii.gz\n")
+    path = _manifest(
+        tmp_path, "subject_id,session,split,hr,mask\ns1,a,train,x/s1.nii.gz,\ns1,b,val,/abs/s1b.nii.gz,m.nii.gz\n"
+    )
     table = read_manifest(path)
     assert table.loc[0, "hr"] == str(tmp_path / "x" / "s1.nii.gz")
     assert table.loc[1, "hr"] == "/abs/s1b.nii.gz"

@@ -51,8 +51,8 @@ def test_unknown_protocol() -> None:
 )
 def test_thick_slice_family_names_round_trip(name: str, thickness: float, gap: float, profile: str, axis: int) -> None:
     protocol = get_protocol(name)
-    acquisition = protocol.acquisition
-    assert (acquisition.thickness_mm, acquisition.gap_mm, acquisition.profile, acquisition.axis) == (thickness, gap, profile, axis)
+    acq = protocol.acquisition
+    assert (acq.thickness_mm, acq.gap_mm, acq.profile, acq.axis) == (thickness, gap, profile, axis)
     assert protocol.name == name
     assert thick_slice_protocol(thickness, gap, profile, axis).name == name
     assert protocol.slice_axis != axis  # slices for metrics contain the thick axis
@@ -66,7 +66,9 @@ def test_thick_slice_family_names_round_trip(name: str, thickness: float, gap: f
         ("thick-5mm-gap1mm", (1.0, 1.0, 1.0), 6.0, 47, 7),
     ],
 )
-def test_thick_slice_zoom_follows_the_hr_spacing(name: str, spacing: tuple, zoom: float, size: int, slices: int) -> None:
+def test_thick_slice_zoom_follows_the_hr_spacing(
+    name: str, spacing: tuple, zoom: float, size: int, slices: int
+) -> None:
     affine = np.diag([*spacing, 1.0])
     hr = MetaTensor(torch.from_numpy(blob_volume((12, 10, size)))[None], affine=torch.as_tensor(affine))
     protocol = get_protocol(name)

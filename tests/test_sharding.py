@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
@@ -32,34 +31,30 @@ from pipeline.sharding import (
     write_shard_record,
 )
 from tests.conftest import REPO_ROOT, blob_volume
+from tests.utils import write_manifest
 
 SHAPE = (20, 22, 16)
 AFFINE = np.diag([1.0, 1.0, 1.2, 1.0])
 EVALUATE = ["evaluate", "--protocol", "bicubic-x2", "--methods", "cubic", "linear", "--no-progress"]
 
 
-def _nifti(path: Path, data: np.ndarray) -> str:
-    nib.save(nib.Nifti1Image(data, AFFINE), str(path))
-    return path.name
-
-
 def _manifest(folder: Path, *, missing_row: bool) -> Path:
     """4 synthetic scans (s0..s3, s0 with a mask); with ``missing_row`` a row whose file is absent comes first
     (its scan id, ``gone/1``, is written ``gone_1`` in file names and in the failures of failed scans)."""
-    folder.mkdir(parents=True, exist_ok=True)
     grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in SHAPE], indexing="ij"))
     brain = (grid**2).sum(0) < 0.7
     rows = []
     for i in range(4):
         hr = gaussian_filter(blob_volume(SHAPE, seed=i) * brain, 1.0).astype(np.float32)
-        mask = _nifti(folder / f"s{i}_mask.nii.gz", brain.astype(np.uint8)) if i == 0 else ""
-        hr_name = _nifti(folder / f"s{i}.nii.gz", hr)
-        rows.append({"subject_id": f"sub-{i}", "scan_id": f"s{i}", "split": "test", "hr": hr_name, "mask": mask})
+        mask = (f"s{i}_mask.nii.gz", brain.astype(np.uint8)) if i == 0 else ""
+        rows.append(
+            {"subject_id": f"sub-{i}", "scan_id": f"s{i}", "split": "test", "hr": (f"s{i}.nii.gz", hr), "mask": mask}
+        )
     if missing_row:
-        rows.insert(0, {"subject_id": "sub-x", "scan_id": "gone/1", "split": "test", "hr": "missing.nii.gz", "mask": ""})
-    path = folder / ("manifest_missing.csv" if missing_row else "manifest.csv")
-    pd.DataFrame(rows).to_csv(path, index=False)
-    return path
+        rows.insert(
+            0, {"subject_id": "sub-x", "scan_id": "gone/1", "split": "test", "hr": "missing.nii.gz", "mask": ""}
+        )
+    return write_manifest(folder / ("manifest_missing.csv" if missing_row else "manifest.csv"), rows, AFFINE)
 
 
 def _without_runtime(path: Path) -> pd.DataFrame:

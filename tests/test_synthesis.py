@@ -11,6 +11,7 @@ import pandas as pd
 from pipeline.cli.main import main
 from pipeline.manifests import read_manifest
 from tests.conftest import blob_volume
+from tests.utils import write_manifest
 
 
 def cohort(tmp_path: Path) -> Path:
@@ -19,20 +20,17 @@ def cohort(tmp_path: Path) -> Path:
         hr = blob_volume((16, 18, 12), seed=i)
         labels = np.where(hr > 120, 44, np.where(hr > 50, 100, 0)).astype(np.int16)
         labels[7:9, 8:10, 5:7] = 51
-        for name, data in (("hr", hr), ("mask", (labels > 0).astype(np.uint8)), ("labels", labels)):
-            nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / f"{name}{i}.nii.gz"))
         rows.append(
             {
                 "subject_id": f"s{i}",
                 "scan_id": f"s{i}",
                 "split": "test",
-                "hr": f"hr{i}.nii.gz",
-                "mask": f"mask{i}.nii.gz",
-                "labels": f"labels{i}.nii.gz",
+                "hr": (f"hr{i}.nii.gz", hr),
+                "mask": (f"mask{i}.nii.gz", (labels > 0).astype(np.uint8)),
+                "labels": (f"labels{i}.nii.gz", labels),
             }
         )
-    pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
-    return tmp_path / "m.csv"
+    return write_manifest(tmp_path / "m.csv", rows)
 
 
 def test_label_and_inverted_contrasts_with_their_manifest(tmp_path: Path) -> None:

@@ -17,8 +17,9 @@ Here, one image at a time:
   that convolution's weights (:func:`fold_batch_norm`);
 - 1x1x1 convolutions are matrix products that write straight into the buffer (``torch.addmm``
   with ``out=``), over chunks of voxels so that the widest normalised input is never held whole
-  (memory is the feature buffer plus a few tens of MB); 3x3x3 convolutions read their input channels-last, written so by the fused
-  norm/activation pass, the layout where oneDNN's convolutions run fastest.
+  (memory is the feature buffer plus a few tens of MB); 3x3x3 convolutions read their input
+  channels-last, written so by the fused norm/activation pass, the layout where oneDNN's
+  convolutions run fastest.
 
 Reduced precision: under ``torch.autocast`` only the 3x3x3 convolutions of the DenseUnits (85 % of
 the multiply-adds) run in the autocast dtype; the stem, the 1x1x1 layers and the feature buffer
@@ -66,7 +67,9 @@ def batch_norm_affine(norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     return scale.detach().float(), shift.detach().float()
 
 
-def fold_batch_norm(weight: torch.Tensor, bias: torch.Tensor | None, norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+def fold_batch_norm(
+    weight: torch.Tensor, bias: torch.Tensor | None, norm: nn.Module
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Weights of ``conv`` followed by an evaluation-mode BatchNorm, as one convolution.
 
     ``norm(conv(x)) = (scale * W) x + (scale * b + shift)`` per output channel.
@@ -188,7 +191,10 @@ class FastMDCSRN(nn.Module):
         spatial = features.shape[1:]
         if layer.weight.dim() == 2:  # 1x1: a matrix product over channels, in chunks of voxels
             flat = features.view(features.shape[0], -1)
-            result = features.new_empty((layer.weight.shape[0], flat.shape[1])) if out is None else out.view(out.shape[0], -1)
+            if out is None:
+                result = features.new_empty((layer.weight.shape[0], flat.shape[1]))
+            else:
+                result = out.view(out.shape[0], -1)
             for start in range(0, flat.shape[1], _VOXELS_PER_PRODUCT):
                 chunk = slice(start, start + _VOXELS_PER_PRODUCT)
                 x = norm_act(flat[:, chunk], layer.scale, layer.shift, *layer.act)

@@ -168,10 +168,14 @@ def resolve_precision(
     if device.type == "cuda":
         if precision != "auto":
             return precision, "requested"
-        return ("bf16", "auto: GPU supports bf16") if torch.cuda.is_bf16_supported() else ("fp16", "auto: GPU without bf16")
+        if torch.cuda.is_bf16_supported():
+            return "bf16", "auto: GPU supports bf16"
+        return "fp16", "auto: GPU without bf16"
     if device.type != "cpu":
         return ("fp32", f"auto: {device.type} device") if precision == "auto" else (precision, "requested")
-    if precision == "fp16" and not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_fp16_supported()):
+    if precision == "fp16" and not (
+        torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_fp16_supported()
+    ):
         raise ValueError("precision fp16 needs a CPU with native fp16 (AVX512-FP16/AMX-FP16); use fp32 or bf16")
     if precision != "auto":
         return precision, "requested"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ __all__ = [
     "fail",
     "finish_shard",
     "requested_shard",
+    "run_cohort_items",
     "run_single_or_cohort",
 ]
 
@@ -51,7 +52,9 @@ def add_input_arguments(parser: argparse.ArgumentParser, *, default_column: str)
     parser.add_argument("--output-dir", help="output folder (manifest mode)")
     parser.add_argument("--split", choices=("train", "val", "test"), help="only the manifest rows of this split")
     parser.add_argument("--data-root", help="folder that the manifest's relative paths resolve against")
-    parser.add_argument("--column", default=default_column, help=f"manifest column with the inputs (default: {default_column})")
+    parser.add_argument(
+        "--column", default=default_column, help=f"manifest column with the inputs (default: {default_column})"
+    )
     add_shard_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -61,7 +64,8 @@ def add_shard_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shard",
         metavar="K/N",
-        help="manifest mode: run only shard K of N, the rows i with i mod N = K (K counts from 0), e.g. "
+        help="cohort mode (a manifest, a BIDS dataset): run only shard K of N, the rows (scans, in path order for "
+        "BIDS) i with i mod N = K (K counts from 0), e.g. "
         "--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT with --array=0-(N-1); the last shard to finish "
         "merges the outputs. Under torchrun each rank takes its own shard without this option",
     )
@@ -73,7 +77,7 @@ def requested_shard(args: argparse.Namespace) -> Shard | None:
 
 
 def add_bundle_dir_argument(parser: argparse.ArgumentParser) -> None:
-    """``--bundle-dir D``: a folder of bundles searched for bundle names before ``$MRISR_BUNDLE_DIR`` and the shipped ones."""
+    """``--bundle-dir D``: a folder of bundles searched for names before ``$MRISR_BUNDLE_DIR`` and the shipped ones."""
     parser.add_argument(
         "--bundle-dir",
         metavar="D",
@@ -200,13 +204,46 @@ def run_single_or_cohort(
     sources = {scan: row_path(row, args.column) for scan, row in rows.items()}
     outputs = {scan: out_dir / f"{scan}_{suffix}.nii.gz" for scan in rows}
     is_done = (lambda s: is_complete(sources[s], outputs[s])) if is_complete else (lambda s: False)
+    items = [(scan, str(sources[scan]), partial(job, sources[scan], outputs[scan], rows[scan])) for scan in rows]
+    return run_cohort_items(
+        items,
+        out_dir,
+        requested=requested,
+        settings=_cohort_settings(args, description, suffix),
+        description=description,
+        is_done=is_done,
+        progress=not args.no_progress,
+    )
+
+
+def run_cohort_items(
+    items: Sequence[tuple[str, str, Callable[[], Any]]],
+    out_dir: Path,
+    *,
+    requested: Shard | None,
+    settings: Mapping[str, Any],
+    description: str,
+    is_done: Callable[[str], bool],
+    progress: bool = True,
+) -> int:
+    """Run a cohort's ``(scan_id, input, job)`` items (in cohort order) in this process's shard, report failures.
+
+    Without a shard (no ``--shard``, no torchrun) every item runs and the failures go to
+    ``<out_dir>/failures.csv``; with one, only the shard's items (positions ``k, k + n, ...``) run, its
+    failures go to ``<out_dir>/shards/<k>-of-<n>/failures.csv`` and are merged into ``failures.csv`` once
+    every shard is complete (:func:`finish_shard`). Items whose ``is_done(scan_id)`` is true are skipped.
+
+    Args:
+        settings: what the outputs depend on (JSON types): shards merge only with shards of equal settings.
+
+    Returns:
+        The exit code: 0 when every item of this run (shard) succeeded or was skipped, else 1.
+    """
     with cohort_run(requested) as run:
-        order = list(rows)
-        positions = range(len(order)) if run.shard is None else run.shard.positions(len(order))
-        mine = [order[p] for p in positions]
-        items = [(scan, str(sources[scan]), partial(job, sources[scan], outputs[scan], rows[scan])) for scan in mine]
+        positions = range(len(items)) if run.shard is None else run.shard.positions(len(items))
+        mine = [items[p] for p in positions]
         if run.shard is None:
-            report = run_cohort(items, is_done=is_done, description=description, progress=not args.no_progress)
+            report = run_cohort(mine, is_done=is_done, description=description, progress=progress)
             failures = report.write_failures(out_dir / "failures.csv")
             print(f"{description}: {report.summary()}; outputs in {out_dir}")
             if failures:
@@ -214,10 +251,9 @@ def run_single_or_cohort(
             return 0 if report.ok else 1
         folder = start_shard(out_dir, run.shard)
         label = f"{description} [{run.shard}]"
-        report = run_cohort(items, is_done=is_done, description=label, progress=not args.no_progress)
+        report = run_cohort(mine, is_done=is_done, description=label, progress=progress)
         report.write_failures(folder / "failures.csv")
-        settings = _cohort_settings(args, description, suffix)
-        shard_rows = [(p, order[p]) for p in positions]
+        shard_rows = [(p, items[p][0]) for p in positions]
         write_shard_record(out_dir, run.shard, settings, shard_rows, failures=len(report.failures))
         print(f"{description}, shard {run.shard}: {report.summary()}; outputs in {out_dir}")
         merge = partial(_merge_failures, out_dir, run.shard, description)

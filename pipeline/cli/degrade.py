@@ -35,7 +35,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help=f"a named protocol ({', '.join(sorted(PROTOCOLS))}) or any thick-<T>mm[-gap<G>mm][-boxcar][-axis<A>]",
     )
     parser.add_argument("--model", choices=("kspace", "blur", "bicubic", "thick-slice"), help="an explicit degradation")
-    parser.add_argument("--factors", type=float, nargs="+", default=[2.0], help="factor(s) per degraded axis (default 2)")
+    parser.add_argument(
+        "--factors", type=float, nargs="+", default=[2.0], help="factor(s) per degraded axis (default 2)"
+    )
     parser.add_argument("--axes", type=int, nargs="+", help="degraded spatial axes (0-2)")
     parser.add_argument("--grid", choices=("hr", "lr"), default="lr", help="kspace: output matrix (default lr)")
     parser.add_argument("--noise", choices=("gaussian", "rician"), help="blur: add noise")

@@ -6,7 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -36,9 +39,88 @@ from pipeline.training.adaptation import (
     load_adaptable_method,
 )
 
-__all__ = ["add_parser"]
+__all__ = ["InferJob", "add_downstream_arguments", "add_parser", "add_qc_arguments", "add_run_arguments"]
 
 QC_COLUMNS = ("scan_id", "data_consistency", "uncertainty_relative", "in_range", "flags")
+
+
+@dataclass(frozen=True)
+class InferJob:
+    """One ``mrisr infer`` output: super-resolve an input, then run the downstream check; or tell that it is done.
+
+    Attributes:
+        method: a loaded method (:func:`~pipeline.training.adaptation.load_adaptable_method`).
+        scale, target_spacing: as :func:`~pipeline.inference.resolve_zoom` (``None``: the input's sidecar or
+            the method's own rule).
+        qc: write the trust check (network methods).
+        acquisition_overrides: the slices' ``thickness_mm``, ``gap_mm``, ``profile`` (through-plane QC).
+        downstream: ``"tissue"`` to write ``<stem>_tissue.json`` beside each output, else ``None``.
+        tissue_contrast: the inputs' contrast for ``downstream`` ("t1", "t2", "flair").
+    """
+
+    method: Any
+    scale: Sequence[float] | None = None
+    target_spacing: Sequence[float] | None = None
+    qc: bool = False
+    acquisition_overrides: dict[str, object] = field(default_factory=dict)
+    downstream: str | None = None
+    tissue_contrast: str = "t1"
+
+    def __call__(self, source: str | Path, output: Path) -> dict[str, Any]:
+        """Write ``output``, its sidecar (returned), QC files and downstream check."""
+        record = super_resolve_file(
+            self.method,
+            source,
+            output,
+            scale=self.scale,
+            target_spacing=self.target_spacing,
+            qc=self.qc,
+            acquisition_overrides=self.acquisition_overrides,
+        )
+        if self.downstream == "tissue":
+            write_tissue_volume_check(output, self.tissue_contrast)
+        return record
+
+    def is_complete(self, source: str | Path, output: Path) -> bool:
+        """True when ``output`` and its downstream check were written by this job's settings (resume skips it)."""
+        parameters = inference_parameters(
+            self.method, source, scale=self.scale, target_spacing=self.target_spacing, qc=self.qc
+        )
+        checked = self.downstream is None or tissue_check_path(output).is_file()
+        return checked and output_is_complete(output, parameters)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--scale``, ``--target-spacing``, ``--device``, ``--precision``: how a method runs (infer, bids)."""
+    parser.add_argument(
+        "--scale", type=float, nargs=3, metavar=("SX", "SY", "SZ"), help="output voxels per input voxel per axis"
+    )
+    parser.add_argument(
+        "--target-spacing", type=float, nargs=3, metavar=("DX", "DY", "DZ"), help="output spacing in mm"
+    )
+    parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda:0...")
+    add_precision_argument(parser)
+
+
+def add_qc_arguments(parser: argparse.ArgumentParser, *, default: str) -> None:
+    """``--qc`` / ``--no-qc`` (``args.qc``: ``None`` when neither is given); ``default`` says when QC runs unasked."""
+    qc = parser.add_mutually_exclusive_group()
+    qc.add_argument("--qc", dest="qc", action="store_true", default=None, help=f"write the trust check ({default})")
+    qc.add_argument("--no-qc", dest="qc", action="store_false", help="skip the trust check")
+
+
+def add_downstream_arguments(
+    parser: argparse.ArgumentParser, *, tables: str, contrast_default: str | None, contrast_help: str
+) -> None:
+    """``--downstream tissue`` and ``--tissue-contrast``; ``tables`` names the cohort tables that collect the checks."""
+    parser.add_argument(
+        "--downstream",
+        choices=("tissue",),
+        help="tissue: segment each output and the cubic B-spline of its input into CSF/GM/WM (ANTs Atropos) and "
+        f"write their volumes side by side (<stem>_tissue.json; {tables}), flagging "
+        f"GM or WM volumes more than {VOLUME_TOLERANCE_PCT:g} %% from cubic's",
+    )
+    parser.add_argument("--tissue-contrast", choices=sorted(TISSUE_ORDER), default=contrast_default, help=contrast_help)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -56,25 +138,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--method",
         required=True,
-        help=f"a baseline {BASELINE_NAMES}, a bundle name ({', '.join(available_bundles()) or 'none installed'}) or a bundle folder",
+        help=f"a baseline {BASELINE_NAMES}, a bundle name ({', '.join(available_bundles()) or 'none installed'}) "
+        "or a bundle folder",
     )
     add_bundle_dir_argument(parser)
-    parser.add_argument(
-        "--scale", type=float, nargs=3, metavar=("SX", "SY", "SZ"), help="output voxels per input voxel per axis"
-    )
-    parser.add_argument(
-        "--target-spacing", type=float, nargs=3, metavar=("DX", "DY", "DZ"), help="output spacing in mm"
-    )
-    parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda:0...")
-    add_precision_argument(parser)
+    add_run_arguments(parser)
     parser.add_argument(
         "--overwrite", action="store_true", help="manifest mode: redo outputs that are already complete"
     )
-    qc = parser.add_mutually_exclusive_group()
-    qc.add_argument(
-        "--qc", dest="qc", action="store_true", default=None, help="write the trust check (default for a manifest)"
-    )
-    qc.add_argument("--no-qc", dest="qc", action="store_false", help="skip the trust check")
+    add_qc_arguments(parser, default="default for a manifest")
     adapt = parser.add_argument_group("scan-specific adaptation (bundles only)")
     adapt.add_argument(
         "--adapt",
@@ -95,18 +167,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=defaults.max_seconds,
         help=f"at most this many seconds (default {defaults.max_seconds:g})",
     )
-    parser.add_argument(
-        "--downstream",
-        choices=("tissue",),
-        help="tissue: segment each output and the cubic B-spline of its input into CSF/GM/WM (ANTs Atropos) and "
-        "write their volumes side by side (<stem>_tissue.json; for a manifest also tissue_volumes.csv), flagging "
-        f"GM or WM volumes more than {VOLUME_TOLERANCE_PCT:g} %% from cubic's",
-    )
-    parser.add_argument(
-        "--tissue-contrast",
-        choices=sorted(TISSUE_ORDER),
-        default="t1",
-        help="the scans' contrast for --downstream tissue: which tissue is darkest (default t1)",
+    add_downstream_arguments(
+        parser,
+        tables="for a manifest also tissue_volumes.csv",
+        contrast_default="t1",
+        contrast_help="the scans' contrast for --downstream tissue: which tissue is darkest (default t1)",
     )
     slices = parser.add_argument_group(
         "thick-slice acquisition (through-plane bundles; default: contiguous Gaussian slices)"
@@ -167,8 +232,8 @@ def _report_tissue_volumes(args: argparse.Namespace, suffix: str) -> int:
     atomic_write_text(out_dir / "tissue_volumes.csv", report.to_csv(index=False))
     flagged = report[report["flags"] != ""]
     print(
-        f"tissue volumes: {len(report) - len(flagged)} of {len(report)} outputs within ±{VOLUME_TOLERANCE_PCT:g} % of cubic "
-        f"for GM and WM; table in {out_dir / 'tissue_volumes.csv'}"
+        f"tissue volumes: {len(report) - len(flagged)} of {len(report)} outputs within ±{VOLUME_TOLERANCE_PCT:g} % "
+        f"of cubic for GM and WM; table in {out_dir / 'tissue_volumes.csv'}"
     )
     for _, row in flagged.iterrows():
         print(f"tissue volumes: {row['scan_id']}: {row['flags']}")
@@ -188,38 +253,29 @@ def run(args: argparse.Namespace) -> int:
             method = AdaptedSR(bundle_method, budget, acquisition_overrides=overrides)
             if not isinstance(bundle_method, ThroughPlaneSR):
                 print(
-                    f"mrisr: note: {bundle_method.name} adapts on pairs one scale coarser than its task; this can lower "
-                    "its accuracy (pipeline.training.adaptation): compare with the unadapted output",
+                    f"mrisr: note: {bundle_method.name} adapts on pairs one scale coarser than its task; this can "
+                    "lower its accuracy (pipeline.training.adaptation): compare with the unadapted output",
                     file=sys.stderr,
                 )
     except Exception as err:  # bundle configs fail with any error type; each becomes one line
         return fail(error_message(err))
 
-    def job(source: str, output: Path, _row: object) -> None:
-        super_resolve_file(
-            method,
-            source,
-            output,
-            scale=args.scale,
-            target_spacing=args.target_spacing,
-            qc=qc,
-            acquisition_overrides=overrides,
-        )
-        if args.downstream == "tissue":
-            write_tissue_volume_check(output, args.tissue_contrast)
-
-    def is_complete(source: str, output: Path) -> bool:
-        parameters = inference_parameters(method, source, scale=args.scale, target_spacing=args.target_spacing, qc=qc)
-        checked = args.downstream is None or tissue_check_path(output).is_file()
-        return checked and output_is_complete(output, parameters)
-
+    job = InferJob(
+        method,
+        scale=args.scale,
+        target_spacing=args.target_spacing,
+        qc=qc,
+        acquisition_overrides=overrides,
+        downstream=args.downstream,
+        tissue_contrast=args.tissue_contrast,
+    )
     suffix = f"sr-{method.name}"
     status = run_single_or_cohort(
         args,
-        job,
+        lambda source, output, _row: job(source, output),
         suffix=suffix,
         description=f"infer ({method.name})",
-        is_complete=None if args.overwrite else is_complete,
+        is_complete=None if args.overwrite else job.is_complete,
     )
     if args.downstream == "tissue" and args.shard is None:
         status = max(status, _report_tissue_volumes(args, suffix))

@@ -11,8 +11,8 @@ import argparse
 from collections.abc import Sequence
 
 import pipeline
-from pipeline.cli import bundles, degrade, demo, evaluate, infer, preprocess, synth_contrast, train
-from pipeline.cli import report
+from pipeline.acceleration import configure_process
+from pipeline.cli import bids, bundles, degrade, demo, evaluate, infer, preprocess, report, synth_contrast, train
 from pipeline.cli.common import fail
 from pipeline.io import error_message
 
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module in (preprocess, degrade, synth_contrast, infer, evaluate, train, bundles, demo):
         module.add_parser(subparsers)
+    bids.add_parser(subparsers)
     report.add_parser(subparsers)
     return parser
 
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``mrisr`` command; any error it lets through still ends as one line and exit code 1."""
     args = build_parser().parse_args(argv)
+    configure_process()  # the command is an entry point: it tunes the process (pipeline.acceleration.runtime)
     try:
         return int(args.func(args))
     except Exception as err:  # an error no command expected still ends in one line, never a traceback

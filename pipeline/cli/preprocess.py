@@ -24,7 +24,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-n4", action="store_true", help="skip N4 bias-field correction")
     parser.add_argument("--no-normalize", action="store_true", help="skip intensity normalisation")
     parser.add_argument("--shrink-factor", type=int, default=4, help="N4 shrink factor (default 4)")
-    parser.add_argument("--n4-iterations", type=int, nargs="+", default=[50, 50, 50, 50], help="N4 iterations per level")
+    parser.add_argument(
+        "--n4-iterations", type=int, nargs="+", default=[50, 50, 50, 50], help="N4 iterations per level"
+    )
     parser.set_defaults(func=run)
 
 

@@ -184,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
     curve = write_curve(run_dir)
     print(f"run folder: {run_dir}")
     print(
-        f"best weights (val split): {run_dir / 'models' / 'model.pt'}; checkpoint: {run_dir / 'models' / 'checkpoint.pt'}"
+        f"best weights (val split): {run_dir / 'models' / 'model.pt'}; "
+        f"checkpoint: {run_dir / 'models' / 'checkpoint.pt'}"
     )
     if curve is not None:
         print(f"validation curve: {curve}")

@@ -29,7 +29,12 @@ from scipy.stats import spearmanr
 from tqdm import tqdm
 
 from pipeline.cohort import run_cohort
-from pipeline.evaluation.downstream import check_downstream, downstream_column_names, downstream_columns, downstream_reference
+from pipeline.evaluation.downstream import (
+    check_downstream,
+    downstream_column_names,
+    downstream_columns,
+    downstream_reference,
+)
 from pipeline.evaluation.figures import PanelSlices
 from pipeline.evaluation.metrics import data_range, nrmse, psnr, slicewise_metrics, ssim
 from pipeline.evaluation.outputs import (
@@ -77,7 +82,9 @@ def _load_methods(
     """
     if not methods:
         raise ValueError("no methods to evaluate")
-    loaded = [load_adaptable_method(m, device=device, precision=precision) if isinstance(m, str) else m for m in methods]
+    loaded = [
+        load_adaptable_method(m, device=device, precision=precision) if isinstance(m, str) else m for m in methods
+    ]
     for spec, method in zip(methods, loaded):
         if isinstance(spec, str) and hasattr(method, "progress"):
             method.progress = progress
@@ -141,7 +148,10 @@ def _crop_hr_and_mask(
         hr = crop_to_multiple(hr_full, zoom)
         crop = {k: crop_to_multiple(torch.from_numpy(v)[None], zoom)[0].numpy() for k, v in extras.items()}
         return hr, crop_to_multiple(torch.from_numpy(mask_full)[None], zoom)[0].numpy(), crop
-    data = {"hr": hr_full, "mask": MetaTensor(torch.from_numpy(mask_full.astype(np.uint8))[None], affine=hr_full.affine)}
+    data = {
+        "hr": hr_full,
+        "mask": MetaTensor(torch.from_numpy(mask_full.astype(np.uint8))[None], affine=hr_full.affine),
+    }
     data.update({k: MetaTensor(torch.from_numpy(v)[None], affine=hr_full.affine) for k, v in extras.items()})
     cropped = Compose(brain_crops(zoom, crop_to_mask=True, keys=list(data)))(data)
     return cropped["hr"], cropped["mask"][0].numpy() > 0, {k: cropped[k][0].numpy() for k in extras}
@@ -157,7 +167,9 @@ def _label_maps(row: pd.Series, hr: MetaTensor, checks: Sequence[str]) -> dict[s
             continue
         volume = load_volume(path)
         if tuple(volume.shape) != tuple(hr.shape):
-            raise ValueError(f"{path}: {column} shape {tuple(volume.shape[1:])} differs from the HR's {tuple(hr.shape[1:])}")
+            raise ValueError(
+                f"{path}: {column} shape {tuple(volume.shape[1:])} differs from the HR's {tuple(hr.shape[1:])}"
+            )
         if not np.allclose(as_numpy_affine(volume.affine), as_numpy_affine(hr.affine), atol=_AFFINE_TOLERANCE_MM):
             raise ValueError(f"{path}: {column} is not on the HR grid (affines differ)")
         maps[column] = np.rint(volume[0].numpy()).astype(np.int32)
@@ -267,7 +279,9 @@ def _evaluate_scan(
                 save_nifti(sr, volumes_dir / method.name / f"{sid}.nii.gz", inputs=[row["hr"]])
                 if uncertainty is not None:
                     uncertainty_volume = MetaTensor(torch.from_numpy(uncertainty)[None], affine=sr.affine)
-                    save_nifti(uncertainty_volume, volumes_dir / method.name / f"{sid}_uncertainty.nii.gz", inputs=[row["hr"]])
+                    save_nifti(
+                        uncertainty_volume, volumes_dir / method.name / f"{sid}_uncertainty.nii.gz", inputs=[row["hr"]]
+                    )
             if panel is not None:
                 panel.sr[method.name] = _slice(sr_array, panel.slice_axis, panel.index)
                 panel.psnr[method.name] = record["psnr"]
@@ -303,8 +317,8 @@ def _score_rows(
     """Score every method on ``rows``: the per-scan table, the failures and the first scan's panel.
 
     Rows of the per-scan table (:data:`PER_SCAN_COLUMNS`, then the downstream columns any row has)
-    follow ``rows``, methods in order within a scan; failures (:data:`FAILURE_COLUMNS`) list failed scans first, then failed (scan, method)
-    pairs, each in row order.
+    follow ``rows``, methods in order within a scan; failures (:data:`FAILURE_COLUMNS`) list failed
+    scans first, then failed (scan, method) pairs, each in row order.
     """
     method_failures: list[dict[str, str]] = []
     panels: list[PanelSlices] = []
@@ -468,7 +482,17 @@ def evaluate_cohort(
     positions = list(shard.positions(len(table)))
     rows = table.iloc[positions]
     settings = _settings(
-        manifest, split, data_root, proto, sr_methods, len(table), crop_to_mask, save_volumes, qc, downstream, tissue_contrast
+        manifest,
+        split,
+        data_root,
+        proto,
+        sr_methods,
+        len(table),
+        crop_to_mask,
+        save_volumes,
+        qc,
+        downstream,
+        tissue_contrast,
     )
     row_ids = [(p, str(sid)) for p, sid in zip(positions, rows["scan_id"])]
     if resume and shard_is_reusable(out, shard, settings, row_ids):

@@ -80,7 +80,8 @@ def render_report(
         "",
         "## Metrics",
         "",
-        "All metrics are computed inside the brain mask (from the manifest's `mask` column, else the project's `BrainMask` of the HR; see `mask_source`).",
+        "All metrics are computed inside the brain mask (from the manifest's `mask` column, "
+        "else the project's `BrainMask` of the HR; see `mask_source`).",
         "",
         "- **Data range** L = max − min of the HR intensities inside the mask, per scan, in the HR "
         f"volume's units (values below: min {ranges.min():.6g}, median {ranges.median():.6g}, "

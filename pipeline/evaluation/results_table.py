@@ -29,7 +29,9 @@ def results_table(summaries: Mapping[str, str | Path] | Sequence[tuple[str, str 
     for protocol, folder in pairs:
         table = pd.read_csv(Path(folder) / "summary.csv")
         for row in table.itertuples():
-            gain = "" if row.method == "cubic" or pd.isna(row.psnr_gain_vs_cubic) else f" ({row.psnr_gain_vs_cubic:+.2f})"
+            gain = (
+                "" if row.method == "cubic" or pd.isna(row.psnr_gain_vs_cubic) else f" ({row.psnr_gain_vs_cubic:+.2f})"
+            )
             cells.setdefault(row.method, {}).setdefault(protocol, f"{row.psnr_mean:.2f} ± {row.psnr_sd:.2f}{gain}")
     protocols = list(dict.fromkeys(protocol for protocol, _ in pairs))
     lines = ["| method | " + " | ".join(protocols) + " |", "|---|" + "---:|" * len(protocols)]

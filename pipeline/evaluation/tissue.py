@@ -70,8 +70,9 @@ class AtroposSettings:
         """One line for reports."""
         return (
             f"ANTs Atropos (antspyx {_antspyx_version()}): -i {self.initialization} -m {self.mrf} "
-            f"-c {self.convergence} -r {self.use_random_seed}, inside the brain mask, intensities clipped to the mask's "
-            f"{self.clip_percentiles[0]:g}-{self.clip_percentiles[1]:g}th percentiles; classes named by mean intensity"
+            f"-c {self.convergence} -r {self.use_random_seed}, inside the brain mask, "
+            f"intensities clipped to the mask's {self.clip_percentiles[0]:g}-{self.clip_percentiles[1]:g}th "
+            "percentiles; classes named by mean intensity"
         )
 
 

@@ -9,7 +9,13 @@ from pipeline.inference.interpolation import interpolate_array, interpolate_volu
 from pipeline.inference.kspace import zero_fill_array, zero_filled_upsample
 from pipeline.inference.methods import available_bundles, bundle_info, load_bundle_method, load_method, load_weights
 from pipeline.inference.network_method import UPSAMPLING_MODES, NetworkSR, choose_slice_axis, to_network_input
-from pipeline.inference.run import inference_parameters, output_is_complete, resolve_zoom, super_resolve_file
+from pipeline.inference.run import (
+    inference_parameters,
+    output_is_complete,
+    resolve_zoom,
+    super_resolve_file,
+    super_resolve_volume,
+)
 from pipeline.scaling import network_intensity_mapping, robust_intensity_scale, robust_intensity_shift
 from pipeline.inference.sidecar import read_sidecar, sidecar_path, software_versions
 from pipeline.inference.through_plane import ThroughPlaneSR, input_acquisition, isotropic_zoom, thick_axis
@@ -45,6 +51,7 @@ __all__ = [
     "sidecar_path",
     "software_versions",
     "super_resolve_file",
+    "super_resolve_volume",
     "thick_axis",
     "to_network_input",
     "zero_fill_array",

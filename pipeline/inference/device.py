@@ -33,7 +33,9 @@ def resolve_device(device: str | torch.device | None = None, environ: Mapping[st
     except (RuntimeError, TypeError, ValueError) as err:
         raise ValueError(f"--device {device!r} is not a device; use auto, cpu, cuda or cuda:N") from err
     if resolved.type not in ("cpu", "cuda"):
-        raise ValueError(f"--device {device!r}: {resolved.type} devices are not supported; use auto, cpu, cuda or cuda:N")
+        raise ValueError(
+            f"--device {device!r}: {resolved.type} devices are not supported; use auto, cpu, cuda or cuda:N"
+        )
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {resolved} asked for, but CUDA is not available on this machine; use --device cpu")
     if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():

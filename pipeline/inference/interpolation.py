@@ -12,8 +12,9 @@ For integer zooms (every protocol here) the same result is computed axis by axis
 coefficients (SciPy's own 1D pre-filter, ``mode="reflect"``; beyond the edges the coefficients are
 mirrored half-sample, as SciPy does). It matches ``ndimage.zoom`` to float32 rounding (tests; on
 axes of 2-4 voxels that are not zoomed SciPy's pre-filter, whose boundary start is approximate,
-moves samples by up to 2e-4 of the range, where this leaves them exact) and runs multi-threaded: the MNI152 brain box (81 x 99 x 163 -> 162 x 198 x 163, cubic) took 2.5 s
-in ``ndimage.zoom`` and 0.07 s here on 2 cores.
+moves samples by up to 2e-4 of the range, where this leaves them exact) and runs multi-threaded:
+the MNI152 brain box (81 x 99 x 163 -> 162 x 198 x 163, cubic) took 2.5 s in ``ndimage.zoom`` and
+0.07 s here on 2 cores.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ def _zoom_axis(volume: np.ndarray, axis: int, factor: int, order: int) -> np.nda
     if order == 3:
         volume = ndimage.spline_filter1d(volume, order=3, axis=axis, mode="reflect", output=np.float32)
     size, pad = volume.shape[axis], 2
-    padded = torch.from_numpy(np.pad(volume, [(pad, pad) if a == axis else (0, 0) for a in range(volume.ndim)], mode="symmetric"))
+    padded = torch.from_numpy(
+        np.pad(volume, [(pad, pad) if a == axis else (0, 0) for a in range(volume.ndim)], mode="symmetric")
+    )
     phases = []
     for phase in range(factor):
         first, weights = _spline_taps((phase + 0.5) / factor - 0.5, order)
@@ -105,7 +108,9 @@ def interpolate_volume(image: MetaTensor, zoom: Sequence[float], order: int) -> 
     actual = [o / n for o, n in zip(out.shape, data.shape)]
     meta = {k: v for k, v in image.meta.items() if k != "affine"}
     meta["spatial_shape"] = np.asarray(out.shape)
-    return MetaTensor(torch.from_numpy(out)[None], affine=torch.as_tensor(zoomed_affine(image.affine, actual)), meta=meta)
+    return MetaTensor(
+        torch.from_numpy(out)[None], affine=torch.as_tensor(zoomed_affine(image.affine, actual)), meta=meta
+    )
 
 
 def interpolation_matrix(m: int, n_out: int, step: float, order: int = 3) -> np.ndarray:
@@ -123,6 +128,9 @@ def interpolation_matrix(m: int, n_out: int, step: float, order: int = 3) -> np.
     coords = (np.arange(n_out, dtype=np.float64) + 0.5) / step - 0.5
     impulses = np.eye(m)
     return np.stack(
-        [ndimage.map_coordinates(impulse, coords[None], order=order, mode="reflect", prefilter=order > 1) for impulse in impulses],
+        [
+            ndimage.map_coordinates(impulse, coords[None], order=order, mode="reflect", prefilter=order > 1)
+            for impulse in impulses
+        ],
         axis=1,
     )

@@ -20,7 +20,16 @@ from pipeline.inference.baselines import BASELINE_NAMES, make_baseline
 from pipeline.inference.bundle_dirs import BUNDLES_DIR, bundle_search_path, check_bundle_dir, find_bundle, found_bundles
 from pipeline.inference.device import resolve_device
 
-__all__ = ["SRMethod", "BUNDLES_DIR", "available_bundles", "bundle_info", "bundle_metadata", "load_weights", "load_bundle_method", "load_method"]
+__all__ = [
+    "SRMethod",
+    "BUNDLES_DIR",
+    "available_bundles",
+    "bundle_info",
+    "bundle_metadata",
+    "load_weights",
+    "load_bundle_method",
+    "load_method",
+]
 
 
 class SRMethod(Protocol):
@@ -37,7 +46,9 @@ def available_bundles(bundles_dir: str | os.PathLike | None = None) -> list[str]
     return [name for name, (root, _) in found_bundles(bundles_dir).items() if (root / "models" / "model.pt").is_file()]
 
 
-def load_weights(network: torch.nn.Module, checkpoint: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
+def load_weights(
+    network: torch.nn.Module, checkpoint: str | os.PathLike, device: str | torch.device = "cpu"
+) -> torch.nn.Module:
     """Load a state dict (or a ``{"network": state_dict, ...}`` checkpoint) into ``network``."""
     path = Path(checkpoint)
     if not path.is_file():

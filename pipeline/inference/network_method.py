@@ -216,7 +216,9 @@ class NetworkSR:
 
     def _windows(self, batch: torch.Tensor, roi: Sequence[int], sw_batch_size: int) -> torch.Tensor:
         if self.margin > 0:
-            return margin_crop_inference(batch, roi, self.margin, self._predict, sw_batch_size, self.device, self.progress)
+            return margin_crop_inference(
+                batch, roi, self.margin, self._predict, sw_batch_size, self.device, self.progress
+            )
         return sliding_window_inference(
             batch.to(self.device),
             roi_size=roi,
@@ -237,7 +239,13 @@ class NetworkSR:
         slices = volume[0].movedim(axis, 0)[:, None]  # (S, 1, H, W)
         roi = self._roi(slices.shape[2:])
         batch = self.batch_size or auto_batch_size(self.device, int(np.prod(roi)))
-        starts = tqdm(range(0, len(slices), batch), desc=f"{self.name} slices", unit="batch", leave=False, disable=not self.progress)
+        starts = tqdm(
+            range(0, len(slices), batch),
+            desc=f"{self.name} slices",
+            unit="batch",
+            leave=False,
+            disable=not self.progress,
+        )
         outputs = [self._windows(slices[i : i + batch], roi, batch).cpu() for i in starts]
         return torch.cat(outputs)[:, 0].movedim(0, axis)[None]
 

@@ -21,11 +21,11 @@ from pipeline.inference.sidecar import read_sidecar, sidecar_path, software_vers
 from pipeline.io import atomic_write_json, check_outputs, load_volume, save_nifti
 from pipeline.transforms.grid import spacing_from_affine, zoomed_shape
 
-__all__ = ["resolve_zoom", "inference_parameters", "super_resolve_file", "output_is_complete"]
+__all__ = ["resolve_zoom", "inference_parameters", "super_resolve_volume", "super_resolve_file", "output_is_complete"]
 
 
 def resolve_zoom(
-    input_path: str | os.PathLike,
+    input_path: str | os.PathLike | None,
     spacing: Sequence[float],
     *,
     scale: Sequence[float] | None = None,
@@ -38,16 +38,18 @@ def resolve_zoom(
     zoom = spacing / target), the grid change recorded in the input's JSON sidecar by
     ``mrisr degrade`` (LR spacing / HR spacing: 1 for degradations that stay on the HR grid), else
     the method's own rule for the input's voxel ``spacing`` (``default``, e.g.
-    :func:`~pipeline.inference.isotropic_zoom` for a thick-slice scan).
+    :func:`~pipeline.inference.isotropic_zoom` for a thick-slice scan). ``input_path`` ``None``: an
+    image that lives in memory only (no sidecar; errors call it "image").
     """
-    sidecar = read_sidecar(input_path) or {}
+    sidecar = (read_sidecar(input_path) if input_path is not None else None) or {}
     degradation = sidecar.get("degradation")
+    name = "image" if input_path is None else input_path
     if scale is not None:
         zoom = [float(s) for s in scale]
     elif target_spacing is not None:
         if not all(math.isfinite(float(t)) and float(t) > 0 for t in target_spacing):
             targets = [float(t) for t in target_spacing]
-            raise ValueError(f"{input_path}: --target-spacing must be three positive spacings in mm, got {targets}")
+            raise ValueError(f"{name}: --target-spacing must be three positive spacings in mm, got {targets}")
         zoom = [float(s) / float(t) for s, t in zip(spacing, target_spacing)]
     elif degradation and {"input_spacing_mm", "output_spacing_mm"} <= set(degradation):
         first = (sidecar.get("degradation_history") or [degradation])[0]  # chained: back to the original HR
@@ -57,14 +59,14 @@ def resolve_zoom(
         try:
             zoom = [float(z) for z in default(spacing)]
         except ValueError as err:
-            raise ValueError(f"{input_path}: {err}") from None
+            raise ValueError(f"{name}: {err}") from None
     else:
-        raise ValueError(
-            f"{input_path}: no scale given and no degradation sidecar ({sidecar_path(input_path).name}); "
-            "pass --scale SX SY SZ or --target-spacing"
-        )
+        record = "it lives in memory"
+        if input_path is not None:
+            record = f"no degradation sidecar ({sidecar_path(input_path).name})"
+        raise ValueError(f"{name}: no scale given and {record}; pass --scale SX SY SZ or --target-spacing")
     if len(zoom) != 3 or not all(math.isfinite(z) and z > 0 for z in zoom):
-        raise ValueError(f"{input_path}: scale must be three positive numbers, got {zoom}")
+        raise ValueError(f"{name}: scale must be three positive numbers, got {zoom}")
     return zoom, degradation
 
 
@@ -124,8 +126,9 @@ def inference_parameters(
 
     The method's name, its bundle's name and version, the input file, the input's degradation
     record (which sets the scale when none is given), the requested ``scale`` or
-    ``target_spacing``, whether QC files were asked for, and an adapted method's budget. The precision and device are left out: they depend on the machine, and
-    a resumed run may use another one.
+    ``target_spacing``, whether QC files were asked for, and an adapted method's budget. The
+    precision and device are left out: they depend on the machine, and a resumed run may use
+    another one.
     """
     bundle = getattr(method, "bundle_info", None)
     degradation = (read_sidecar(input_path) or {}).get("degradation")
@@ -137,7 +140,9 @@ def inference_parameters(
         "scale": None if scale is None else [float(s) for s in scale],
         "target_spacing": None if target_spacing is None else [float(t) for t in target_spacing],
         "qc": bool(qc) and getattr(method, "network", None) is not None,  # baselines get no trust check
-        "adaptation": dataclasses.asdict(method.budget) if dataclasses.is_dataclass(getattr(method, "budget", None)) else None,
+        "adaptation": (
+            dataclasses.asdict(method.budget) if dataclasses.is_dataclass(getattr(method, "budget", None)) else None
+        ),
     }
     return json.loads(json.dumps(parameters, default=str))
 
@@ -163,6 +168,47 @@ def output_is_complete(output_path: str | os.PathLike, parameters: dict[str, Any
     if parameters is not None and meta.get("parameters") != parameters:
         return False
     return _reads_back(out, meta.get("output_shape", []))
+
+
+def super_resolve_volume(
+    method: Any,
+    lr: MetaTensor,
+    *,
+    source: str | os.PathLike | None = None,
+    scale: Sequence[float] | None = None,
+    target_spacing: Sequence[float] | None = None,
+) -> tuple[MetaTensor, list[float], dict[str, Any] | None]:
+    """Super-resolve a loaded (1, X, Y, Z) volume: choose the zoom (:func:`resolve_zoom`) and run ``method``.
+
+    Args:
+        method: a loaded method (:func:`~pipeline.inference.load_method`).
+        lr: the input, as :func:`~pipeline.io.load_volume` returns it (affine in RAS mm). Its
+            ``meta["degradation"]`` is set when ``source``'s sidecar records how it was made (the
+            slice profile, for adaptation and QC).
+        source: the file ``lr`` was read from (its degradation sidecar can set the zoom; errors
+            name it), or ``None`` for an image that lives in memory only.
+        scale, target_spacing: as :func:`resolve_zoom`.
+
+    Returns:
+        ``(sr, zoom, degradation)``: the (1, X', Y', Z') output on the zoomed grid (its affine the
+        zoomed grid's, values in the input's units), the zoom per axis and the degradation record.
+
+    Raises:
+        ValueError: no usable zoom, or an output larger than this machine's memory.
+        MemoryError: the method ran out of memory (naming the input, scale and output shape).
+    """
+    name = "image" if source is None else source
+    zoom, degradation = resolve_zoom(
+        source,
+        spacing_from_affine(lr.affine),
+        scale=scale,
+        target_spacing=target_spacing,
+        default=getattr(method, "zoom_for_input", None),
+    )
+    if degradation:
+        lr.meta["degradation"] = degradation
+    _check_output_size(name, lr.shape[1:], zoom)
+    return _run_method(method, lr, zoom, name), zoom, degradation
 
 
 def super_resolve_file(
@@ -195,17 +241,15 @@ def super_resolve_file(
     parameters = inference_parameters(method, input_path, scale=scale, target_spacing=target_spacing, qc=qc)
     lr = load_volume(input_path)
     spacing = spacing_from_affine(lr.affine)
-    zoom, degradation = resolve_zoom(
-        input_path, spacing, scale=scale, target_spacing=target_spacing, default=getattr(method, "zoom_for_input", None)
+    sr, zoom, degradation = super_resolve_volume(
+        method, lr, source=input_path, scale=scale, target_spacing=target_spacing
     )
-    if degradation:
-        lr.meta["degradation"] = degradation  # how the input was made: its slice profile, for adaptation and QC
-    _check_output_size(input_path, lr.shape[1:], zoom)
-    sr = _run_method(method, lr, zoom, input_path)
     runtime = float(method.last_runtime_s or 0.0)
     sidecar_path(output_path).unlink(missing_ok=True)  # an old record must not describe a half-replaced output
     qc_record = (
-        quality_check(method, lr, sr, zoom, output_path, acquisition_overrides=acquisition_overrides, inputs=[input_path])
+        quality_check(
+            method, lr, sr, zoom, output_path, acquisition_overrides=acquisition_overrides, inputs=[input_path]
+        )
         if run_qc
         else None
     )

@@ -76,13 +76,19 @@ def margin_crop_inference(
     corners = list(itertools.product(*starts))
     output: torch.Tensor | None = None
     zoom: list[int] = []
-    for first in tqdm(range(0, len(corners), batch_size), desc="patches", unit="batch", leave=False, disable=not progress):
+    for first in tqdm(
+        range(0, len(corners), batch_size), desc="patches", unit="batch", leave=False, disable=not progress
+    ):
         group = corners[first : first + batch_size]
-        patches = [inputs[(slice(None), slice(None), *(slice(c, c + r) for c, r in zip(corner, roi)))] for corner in group]
+        patches = [
+            inputs[(slice(None), slice(None), *(slice(c, c + r) for c, r in zip(corner, roi)))] for corner in group
+        ]
         preds = predictor(torch.cat(patches).to(device or inputs.device)).to(inputs.device)
         if output is None:
             zoom = [p // r for p, r in zip(preds.shape[2:], roi)]
-            output = torch.zeros((inputs.shape[0], preds.shape[1], *[s * z for s, z in zip(spatial, zoom)]), dtype=preds.dtype)
+            output = torch.zeros(
+                (inputs.shape[0], preds.shape[1], *[s * z for s, z in zip(spatial, zoom)]), dtype=preds.dtype
+            )
         n = inputs.shape[0]
         for index, corner in enumerate(group):
             src, dst = [], []
@@ -91,6 +97,8 @@ def margin_crop_inference(
                 hi = r if c + r == s else r - margin
                 src.append(slice(lo * z, hi * z))
                 dst.append(slice((c + lo) * z, (c + hi) * z))
-            output[(slice(None), slice(None), *dst)] = preds[index * n : (index + 1) * n][(slice(None), slice(None), *src)]
+            output[(slice(None), slice(None), *dst)] = preds[index * n : (index + 1) * n][
+                (slice(None), slice(None), *src)
+            ]
     assert output is not None
     return output

@@ -13,8 +13,8 @@ from pipeline.io.atomic import (
 )
 from pipeline.io.errors import ImageFileError, InvalidVolumeError, OutputPathError, error_message
 from pipeline.io.outputs import check_output_folder, check_output_path, check_outputs, sidecar_path
-from pipeline.io.readers import check_mask, check_volume, load_mask, load_volume
-from pipeline.io.writers import save_nifti
+from pipeline.io.readers import check_mask, check_volume, load_mask, load_volume, volume_from_array
+from pipeline.io.writers import nifti_image, save_nifti
 
 __all__ = [
     "ImageFileError",
@@ -33,7 +33,9 @@ __all__ = [
     "ensure_not_input",
     "load_mask",
     "load_volume",
+    "nifti_image",
     "same_file",
     "save_nifti",
     "sidecar_path",
+    "volume_from_array",
 ]

@@ -42,6 +42,7 @@ __all__ = [
     "load_mask",
     "check_volume",
     "check_mask",
+    "volume_from_array",
 ]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -269,7 +270,9 @@ def check_mask(data: np.ndarray, path: str | os.PathLike) -> np.ndarray:
 def _check_affine(affine: np.ndarray, path: str | os.PathLike) -> None:
     """Raise unless the voxel-to-world matrix is finite and invertible (a 3D grid in world space)."""
     if not np.isfinite(affine).all():
-        raise InvalidVolumeError(path, "has a non-finite affine (NaN/inf in the qform/sform): the voxel grid is undefined")
+        raise InvalidVolumeError(
+            path, "has a non-finite affine (NaN/inf in the qform/sform): the voxel grid is undefined"
+        )
     linear = affine[:3, :3]
     singular_values = np.linalg.svd(linear, compute_uv=False)
     if singular_values.min() <= _SINGULAR_TOLERANCE * singular_values.max():
@@ -297,15 +300,11 @@ def _read(path: str | os.PathLike) -> tuple[Path, np.ndarray, np.ndarray, dict]:
     return p, data, affine, meta
 
 
-def _as_meta_tensor(p: Path, arr: np.ndarray, affine: np.ndarray, meta: dict) -> MetaTensor:
-    meta.update(
-        {
-            "filename_or_obj": str(p),
-            "original_affine": affine.copy(),
-            "spatial_shape": np.asarray(arr.shape),
-            "space": "RAS",
-        }
-    )
+def _as_meta_tensor(p: Path | None, arr: np.ndarray, affine: np.ndarray, meta: dict) -> MetaTensor:
+    """(1, X, Y, Z) ``MetaTensor`` of ``arr``; ``p`` ``None`` for an image in memory (no ``filename_or_obj``)."""
+    meta.update({"original_affine": affine.copy(), "spatial_shape": np.asarray(arr.shape), "space": "RAS"})
+    if p is not None:
+        meta["filename_or_obj"] = str(p)
     return MetaTensor(torch.from_numpy(np.ascontiguousarray(arr))[None], affine=torch.as_tensor(affine), meta=meta)
 
 
@@ -336,6 +335,35 @@ def load_volume(path: str | os.PathLike) -> MetaTensor:
     return _as_meta_tensor(p, check_volume(data, p), affine, meta)
 
 
+def volume_from_array(
+    data: np.ndarray | torch.Tensor,
+    affine: np.ndarray | torch.Tensor,
+    *,
+    name: str = "image",
+    qform_code: int = 1,
+    sform_code: int = 1,
+) -> MetaTensor:
+    """An image that lives in memory as :func:`load_volume` returns a file: checked the same way.
+
+    Args:
+        data: (X, Y, Z) array (an (X, Y, Z, 1) array, a 4D image with one volume, is squeezed).
+        affine: (4, 4) voxel-to-world matrix (RAS mm); must be finite and invertible.
+        name: what errors call the image.
+        qform_code, sform_code: NIfTI codes kept in ``meta`` for writing (:func:`~pipeline.io.save_nifti`).
+
+    Returns:
+        (1, X, Y, Z) float32 ``MetaTensor`` (no ``filename_or_obj``: it has no file).
+
+    Raises:
+        InvalidVolumeError: see :func:`check_volume` and :func:`load_volume`.
+    """
+    array = data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else np.asanyarray(data)
+    matrix = as_numpy_affine(affine)
+    _check_affine(matrix, name)
+    meta = {"qform_code": int(qform_code), "sform_code": int(sform_code), "original_dtype": str(array.dtype)}
+    return _as_meta_tensor(None, check_volume(array, name), matrix, meta)
+
+
 def load_mask(path: str | os.PathLike, image: MetaTensor) -> MetaTensor:
     """Load the brain mask of ``image`` as a boolean ``MetaTensor`` (1, X, Y, Z) on ``image``'s grid.
 
@@ -355,6 +383,7 @@ def load_mask(path: str | os.PathLike, image: MetaTensor) -> MetaTensor:
     offset = np.abs(affine - as_numpy_affine(image.affine)).max()
     if offset > MASK_AFFINE_TOLERANCE_MM:
         raise InvalidVolumeError(
-            p, f"mask affine differs from the image's by up to {offset:.3g} mm: the mask is on another grid; resample it"
+            p,
+            f"mask affine differs from the image's by up to {offset:.3g} mm: the mask is on another grid; resample it",
         )
     return _as_meta_tensor(p, mask, affine, meta)

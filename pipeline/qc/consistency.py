@@ -33,7 +33,8 @@ ForwardModel = Callable[[MetaTensor], MetaTensor]
 
 
 def _unwrap(method: Any) -> Any:
-    """The bundle method inside an adapted one (``AdaptedSR`` of :mod:`pipeline.training.adaptation` keeps it as ``method``)."""
+    """The bundle method inside an adapted one (``AdaptedSR`` of :mod:`pipeline.training.adaptation`
+    keeps it as ``method``)."""
     inner = getattr(method, "method", None)
     return inner if isinstance(inner, NetworkSR) else method
 

@@ -97,7 +97,8 @@ class SRVolumeEvaluator(SupervisedEvaluator):
         volumes = decollate_batch(batchdata[self.lr_key])
         with engine.mode(engine.network):
             preds = [
-                engine.sr_method(lr, zoom).as_tensor() for lr, zoom in zip(volumes, self._zooms(batchdata, len(volumes)))
+                engine.sr_method(lr, zoom).as_tensor()
+                for lr, zoom in zip(volumes, self._zooms(batchdata, len(volumes)))
             ]
         hr = batchdata[self.hr_key]
         pred = torch.stack(preds).to(hr.device)

@@ -70,7 +70,8 @@ class FastTrainingInferer(Inferer):
             if inputs.device.type == "cpu":
                 probe, sample = None, None
                 if self.requested_precision == "auto":
-                    sample = inputs.detach().clone()  # the whole batch: bf16 won on one 24^3 patch (2.1x), lost on 4 (0.9x)
+                    # the whole batch: bf16 won on one 24^3 patch (2.1x), lost on 4 (0.9x)
+                    sample = inputs.detach().clone()
                     # a copy of the bare module: timing must not touch the trained BatchNorm statistics, and a
                     # copied DistributedDataParallel wrapper would join the gradient all-reduce
                     probe = copy.deepcopy(unwrap_module(network)).eval()

@@ -33,7 +33,13 @@ def _numpy_state_to_tensors(state: tuple) -> tuple:
     """A NumPy ``RandomState`` state with its key array as a tensor (``torch.load(weights_only=True)``, as
     MONAI's ``CheckpointLoader`` reads, refuses NumPy arrays)."""
     name, keys, position, has_gauss, cached_gaussian = state
-    return name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(position), int(has_gauss), float(cached_gaussian)
+    return (
+        name,
+        torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+        int(position),
+        int(has_gauss),
+        float(cached_gaussian),
+    )
 
 
 def _numpy_state_from_tensors(state: tuple) -> tuple:

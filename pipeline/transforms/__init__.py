@@ -41,7 +41,12 @@ from pipeline.transforms.lr_kspace import (
     kspace_mask,
     outside_energy_ratio,
 )
-from pipeline.transforms.lr_resize import AntialiasedResize, AntialiasedResized, AntialiasedResizeD, AntialiasedResizeDict
+from pipeline.transforms.lr_resize import (
+    AntialiasedResize,
+    AntialiasedResized,
+    AntialiasedResizeD,
+    AntialiasedResizeDict,
+)
 from pipeline.transforms.lr_thick_slice import ThickSlice, ThickSliced, ThickSliceD, ThickSliceDict
 
 __all__ = [

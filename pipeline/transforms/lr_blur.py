@@ -111,7 +111,9 @@ class BlurDownsample(Randomizable, Transform):
         spatial_dims = data.ndim - 1
         axes = normalize_axes(self.axes, spatial_dims)
         factors = normalize_factors(self.factors, len(axes), integer=True)
-        out, full = downsample_axes(data, axes, factors, lambda f: (gaussian_weights(f * FWHM_TO_SIGMA), 4 * f * FWHM_TO_SIGMA))
+        out, full = downsample_axes(
+            data, axes, factors, lambda f: (gaussian_weights(f * FWHM_TO_SIGMA), 4 * f * FWHM_TO_SIGMA)
+        )
         noise_sigma = 0.0
         if self.noise is not None:
             noise_sigma = self.noise_std * float(np.percentile(out.detach().cpu().numpy(), ROBUST_MAX_PERCENTILE))

@@ -12,7 +12,12 @@ from pipeline.analysis.curves import join_logs, plot_training_curves
 
 def write_log(path: Path, iterations: list[int], gains: list[float | None]) -> Path:
     pd.DataFrame(
-        {"epoch": range(1, len(iterations) + 1), "iteration": iterations, "train_loss": [0.1] * len(iterations), "psnr_gain": gains}
+        {
+            "epoch": range(1, len(iterations) + 1),
+            "iteration": iterations,
+            "train_loss": [0.1] * len(iterations),
+            "psnr_gain": gains,
+        }
     ).to_csv(path, index=False)
     return path
 

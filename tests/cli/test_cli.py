@@ -12,11 +12,7 @@ import pytest
 
 from pipeline.cli.main import main
 from tests.conftest import blob_volume
-
-
-def _write(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -> Path:
-    nib.save(nib.Nifti1Image(data, np.eye(4) if affine is None else affine), str(path))
-    return path
+from tests.utils import write_manifest, write_nifti
 
 
 def _no_partial_files(folder: Path) -> bool:
@@ -59,14 +55,19 @@ def test_degrade_needs_one_model(nifti_file: Path, tmp_path: Path, capsys: pytes
     "make_input, message",
     [
         (lambda d: d / "missing.nii.gz", "no such file"),
-        (lambda d: (d / "trunc.nii.gz").write_bytes(b"\x1f\x8b\x08\x00garbage") and d / "trunc.nii.gz", "truncated or corrupt"),
-        (lambda d: _write(d / "flat.nii.gz", np.ones((8, 8), np.float32)), "2D image"),
-        (lambda d: _write(d / "four.nii.gz", np.ones((8, 8, 8, 2), np.float32)), "4D image"),
-        (lambda d: _write(d / "nan.nii.gz", np.full((8, 8, 8), np.nan, np.float32)), "no finite values"),
-        (lambda d: _write(d / "zero.nii.gz", np.zeros((8, 8, 8), np.float32)), "constant"),
+        (
+            lambda d: (d / "trunc.nii.gz").write_bytes(b"\x1f\x8b\x08\x00garbage") and d / "trunc.nii.gz",
+            "truncated or corrupt",
+        ),
+        (lambda d: write_nifti(d / "flat.nii.gz", np.ones((8, 8), np.float32)), "2D image"),
+        (lambda d: write_nifti(d / "four.nii.gz", np.ones((8, 8, 8, 2), np.float32)), "4D image"),
+        (lambda d: write_nifti(d / "nan.nii.gz", np.full((8, 8, 8), np.nan, np.float32)), "no finite values"),
+        (lambda d: write_nifti(d / "zero.nii.gz", np.zeros((8, 8, 8), np.float32)), "constant"),
     ],
 )
-@pytest.mark.parametrize("command", [["degrade", "--protocol", "bicubic-x2"], ["infer", "--method", "cubic", "--scale", "2", "2", "1"]])
+@pytest.mark.parametrize(
+    "command", [["degrade", "--protocol", "bicubic-x2"], ["infer", "--method", "cubic", "--scale", "2", "2", "1"]]
+)
 def test_bad_input_exits_nonzero_without_output(
     tmp_path: Path, make_input, message: str, command: list[str], capsys: pytest.CaptureFixture
 ) -> None:
@@ -83,25 +84,28 @@ def test_cohort_infer_goes_on_past_bad_rows_and_resumes(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     for i in range(3):
-        _write(data / f"s{i}.nii.gz", blob_volume((10, 12, 8), seed=i))
+        write_nifti(data / f"s{i}.nii.gz", blob_volume((10, 12, 8), seed=i))
     (data / "corrupt.nii.gz").write_bytes(b"\x1f\x8b\x08\x00broken")
     rows = [{"subject_id": f"s{i}", "lr": f"data/s{i}.nii.gz"} for i in range(3)]
     rows += [{"subject_id": "gone", "lr": "data/missing.nii.gz"}, {"subject_id": "bad", "lr": "data/corrupt.nii.gz"}]
-    manifest = tmp_path / "cohort.csv"
-    pd.DataFrame(rows).to_csv(manifest, index=False)
+    manifest = write_manifest(tmp_path / "cohort.csv", rows)
     out = tmp_path / "sr"
-    args = ["infer", "--manifest", str(manifest), "--output-dir", str(out), "--method", "linear", "--scale", "2", "2", "2", "--no-progress"]
+    args = ["infer", "--manifest", str(manifest), "--output-dir", str(out)]
+    args += ["--method", "linear", "--scale", "2", "2", "2", "--no-progress"]
     assert main(args) == 1
     failures = pd.read_csv(out / "failures.csv")
     assert sorted(failures["scan_id"]) == ["bad", "gone"]
-    assert failures["error"].str.contains("corrupt.nii.gz").any() and failures["error"].str.contains("missing.nii.gz").any()
+    assert (
+        failures["error"].str.contains("corrupt.nii.gz").any()
+        and failures["error"].str.contains("missing.nii.gz").any()
+    )
     done = sorted(p.name for p in out.glob("*.nii.gz"))
     assert done == ["s0_sr-linear.nii.gz", "s1_sr-linear.nii.gz", "s2_sr-linear.nii.gz"]
     # an interrupted run: one output lost, one truncated mid-write by a crash of an older tool
     (out / "s0_sr-linear.nii.gz").unlink()
     (out / "s1_sr-linear.nii.gz").write_bytes(b"\x1f\x8b")
     before = (out / "s2_sr-linear.nii.gz").stat().st_mtime_ns
-    pd.DataFrame(rows[:3]).to_csv(manifest, index=False)
+    write_manifest(manifest, rows[:3])
     assert main(args) == 0
     assert (out / "s2_sr-linear.nii.gz").stat().st_mtime_ns == before  # finished scan not redone
     assert nib.load(str(out / "s1_sr-linear.nii.gz")).shape == (20, 24, 16)
@@ -112,7 +116,8 @@ def test_cohort_infer_goes_on_past_bad_rows_and_resumes(tmp_path: Path) -> None:
 def test_manifest_errors_are_reported(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     manifest = tmp_path / "m.csv"
     manifest.write_text("subject,hr\nx,a.nii.gz\n")
-    assert main(["degrade", "--manifest", str(manifest), "--output-dir", str(tmp_path / "o"), "--protocol", "blur-x2"]) == 1
+    args = ["degrade", "--manifest", str(manifest), "--output-dir", str(tmp_path / "o"), "--protocol", "blur-x2"]
+    assert main(args) == 1
     assert "subject_id" in capsys.readouterr().err
 
 
@@ -124,7 +129,7 @@ def test_usage_error_exits_2() -> None:
 
 def test_preprocess_writes_image_mask_and_sidecar(tmp_path: Path) -> None:
     data = blob_volume((40, 44, 36))
-    source = _write(tmp_path / "t1.nii.gz", data, np.diag([1.5, 1.5, 1.5, 1.0]))
+    source = write_nifti(tmp_path / "t1.nii.gz", data, np.diag([1.5, 1.5, 1.5, 1.0]))
     out = tmp_path / "out" / "t1_preproc.nii.gz"
     assert main(["preprocess", str(source), "-o", str(out), "--n4-iterations", "10", "10", "--shrink-factor", "2"]) == 0
     assert nib.load(str(out)).shape == (40, 44, 36)
@@ -136,7 +141,7 @@ def test_preprocess_writes_image_mask_and_sidecar(tmp_path: Path) -> None:
 
 
 def test_preprocess_negative_volume_fails_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    source = _write(tmp_path / "negative.nii.gz", blob_volume((24, 24, 24)) - 50.0)
+    source = write_nifti(tmp_path / "negative.nii.gz", blob_volume((24, 24, 24)) - 50.0)
     out = tmp_path / "out" / "neg_preproc.nii.gz"
     assert main(["preprocess", str(source), "-o", str(out)]) == 1
     err = capsys.readouterr().err

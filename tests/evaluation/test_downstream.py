@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,6 +21,7 @@ from pipeline.evaluation.tissue import (
     tissue_volumes_ml,
 )
 from pipeline.sharding import Shard
+from tests.utils import write_manifest
 
 SHAPE = (36, 40, 32)
 INTENSITY = {1: 250.0, 2: 600.0, 3: 900.0}  # T1: CSF < GM < WM
@@ -108,11 +108,6 @@ def test_downstream_reference_checks_its_inputs():
         downstream_reference(["labels"], image, mask, (1.0, 1.0, 1.0))
 
 
-def _write(path: Path, data: np.ndarray) -> str:
-    nib.save(nib.Nifti1Image(data, np.diag([1.0, 1.0, 1.0, 1.0])), str(path))
-    return path.name
-
-
 @pytest.mark.slow
 def test_evaluate_cohort_downstream_tissue_and_labels(tmp_path: Path):
     rows = []
@@ -124,14 +119,13 @@ def test_evaluate_cohort_downstream_tissue_and_labels(tmp_path: Path):
                 "subject_id": f"sub-{i}",
                 "scan_id": f"s{i}",
                 "split": "test",
-                "hr": _write(tmp_path / f"s{i}.nii.gz", image),
-                "mask": _write(tmp_path / f"s{i}_mask.nii.gz", mask.astype(np.uint8)),
-                "labels": _write(tmp_path / f"s{i}_labels.nii.gz", anatomy),
-                "tissue_labels": _write(tmp_path / f"s{i}_tissues.nii.gz", truth),
+                "hr": (f"s{i}.nii.gz", image),
+                "mask": (f"s{i}_mask.nii.gz", mask.astype(np.uint8)),
+                "labels": (f"s{i}_labels.nii.gz", anatomy),
+                "tissue_labels": (f"s{i}_tissues.nii.gz", truth),
             }
         )
-    manifest = tmp_path / "manifest.csv"
-    pd.DataFrame(rows).to_csv(manifest, index=False)
+    manifest = write_manifest(tmp_path / "manifest.csv", rows)
     out = tmp_path / "eval"
     result = evaluate_cohort(
         manifest, "bicubic-x2", ["nearest", "cubic"], out, progress=False, downstream=["tissue", "labels"]
@@ -181,10 +175,9 @@ def test_infer_manifest_downstream_tissue_compares_with_cubic(tmp_path: Path, ca
     from pipeline.cli.main import main
     from tests.conftest import head_volume
 
-    affine = np.diag([1.0, 1.0, 2.0, 1.0])
-    nib.save(nib.Nifti1Image(head_volume((40, 44, 18)), affine), str(tmp_path / "head.nii.gz"))
-    rows = [{"subject_id": "sub-1", "lr": "head.nii.gz"}, {"subject_id": "sub-2", "lr": "missing.nii.gz"}]
-    pd.DataFrame(rows).to_csv(tmp_path / "manifest.csv", index=False)
+    rows = [{"subject_id": "sub-1", "lr": ("head.nii.gz", head_volume((40, 44, 18)))}]
+    rows.append({"subject_id": "sub-2", "lr": "missing.nii.gz"})
+    write_manifest(tmp_path / "manifest.csv", rows, np.diag([1.0, 1.0, 2.0, 1.0]))
     out = tmp_path / "out"
     args = ["infer", "--manifest", str(tmp_path / "manifest.csv"), "--output-dir", str(out), "--method", "linear"]
     args += ["--scale", "1", "1", "2", "--no-qc", "--downstream", "tissue", "--no-progress"]

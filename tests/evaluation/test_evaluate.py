@@ -14,18 +14,11 @@ from scipy.ndimage import gaussian_filter
 from pipeline.evaluation import PER_SCAN_COLUMNS, evaluate_cohort
 from pipeline.protocols import get_protocol
 from tests.conftest import blob_volume
+from tests.utils import write_manifest
 
 SHAPE = (25, 28, 21)  # odd sizes: the protocols crop to a multiple of their zoom
 AFFINE = np.diag([1.0, 1.0, 1.2, 1.0])
 BASELINES = ["nearest", "linear", "cubic", "kspace_zero_filled"]
-
-
-def write_nifti(path: Path, data: np.ndarray) -> str:
-    img = nib.Nifti1Image(data, AFFINE)
-    img.set_qform(AFFINE, code=1)
-    img.set_sform(AFFINE, code=1)
-    nib.save(img, str(path))
-    return path.name
 
 
 @pytest.fixture
@@ -41,15 +34,13 @@ def manifest(tmp_path: Path) -> Path:
                 "subject_id": f"sub-{i}",
                 "scan_id": name,
                 "split": "test",
-                "hr": write_nifti(tmp_path / f"{name}.nii.gz", hr.astype(np.float32)),
-                "mask": write_nifti(tmp_path / f"{name}_mask.nii.gz", brain.astype(np.uint8)) if i == 0 else "",
+                "hr": (f"{name}.nii.gz", hr.astype(np.float32)),
+                "mask": (f"{name}_mask.nii.gz", brain.astype(np.uint8)) if i == 0 else "",
             }
         )
     rows.append({"subject_id": "sub-2", "scan_id": "s3", "split": "test", "hr": "missing.nii.gz", "mask": ""})
     rows.append({"subject_id": "sub-3", "scan_id": "t1", "split": "train", "hr": "missing.nii.gz", "mask": ""})
-    path = tmp_path / "manifest.csv"
-    pd.DataFrame(rows).to_csv(path, index=False)
-    return path
+    return write_manifest(tmp_path / "manifest.csv", rows, AFFINE, qform_code=1, sform_code=1)
 
 
 class Broken:
@@ -150,12 +141,13 @@ def test_crop_to_mask_keeps_metrics(manifest: Path, tmp_path: Path):
     brain = (grid**2).sum(0) < 0.3
     hr = gaussian_filter(blob_volume(shape, seed=3), 1.0) * brain
     row = {"subject_id": "sub-0", "scan_id": "s1", "split": "test"}
-    row["hr"] = write_nifti(tmp_path / "stripped.nii.gz", hr.astype(np.float32))
-    row["mask"] = write_nifti(tmp_path / "stripped_mask.nii.gz", brain.astype(np.uint8))
-    pd.DataFrame([row]).to_csv(manifest, index=False)
+    row["hr"] = ("stripped.nii.gz", hr.astype(np.float32))
+    row["mask"] = ("stripped_mask.nii.gz", brain.astype(np.uint8))
+    write_manifest(manifest, [row], AFFINE, qform_code=1, sform_code=1)
     whole = evaluate_cohort(manifest, "kspace-2x2", ["cubic"], tmp_path / "whole", progress=False)
     args = ["evaluate", "--manifest", str(manifest), "--protocol", "kspace-2x2", "--methods", "cubic"]
-    assert main([*args, "--output-dir", str(tmp_path / "crop"), "--crop-to-mask", "--save-volumes", "--no-progress"]) == 0
+    options = ["--output-dir", str(tmp_path / "crop"), "--crop-to-mask", "--save-volumes", "--no-progress"]
+    assert main([*args, *options]) == 0
     cropped = pd.read_csv(tmp_path / "crop" / "per_scan_metrics.csv")
     assert cropped["psnr"].iloc[0] == pytest.approx(whole.per_scan["psnr"].iloc[0], abs=0.05)
     assert cropped["data_range"].iloc[0] == pytest.approx(whole.per_scan["data_range"].iloc[0])
@@ -172,14 +164,21 @@ def test_thick_slice_evaluation_with_qc_and_adaptation(tmp_path: Path) -> None:
     rows = []
     for i in range(2):
         hr = head_volume((20, 22, 24), seed=i)
-        nib.save(nib.Nifti1Image(hr, np.eye(4)), str(tmp_path / f"hr{i}.nii.gz"))
-        nib.save(nib.Nifti1Image((hr > 300).astype(np.uint8), np.eye(4)), str(tmp_path / f"mask{i}.nii.gz"))
-        rows.append({"subject_id": f"s{i}", "split": "test", "hr": f"hr{i}.nii.gz", "mask": f"mask{i}.nii.gz"})
-    pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
+        mask = (hr > 300).astype(np.uint8)
+        rows.append(
+            {"subject_id": f"s{i}", "split": "test", "hr": (f"hr{i}.nii.gz", hr), "mask": (f"mask{i}.nii.gz", mask)}
+        )
+    write_manifest(tmp_path / "m.csv", rows)
     thick = load_bundle_method(untrained_thick_slice_bundle(tmp_path / "bundle"), device="cpu", precision="fp32")
     adapted = AdaptedSR(thick, AdaptationBudget(max_steps=2, batch_size=2, patch_size=8))
     result = evaluate_cohort(
-        tmp_path / "m.csv", "thick-5mm-gap1mm", ["cubic", thick, adapted], tmp_path / "out", qc=True, save_volumes=True, progress=False
+        tmp_path / "m.csv",
+        "thick-5mm-gap1mm",
+        ["cubic", thick, adapted],
+        tmp_path / "out",
+        qc=True,
+        save_volumes=True,
+        progress=False,
     )
     assert result.ok
     table = result.per_scan.set_index(["scan_id", "method"])

@@ -11,7 +11,9 @@ from pipeline.evaluation.results_table import results_table
 
 def _summary(folder: Path, rows: list[tuple[str, float, float, float]]) -> Path:
     folder.mkdir()
-    pd.DataFrame(rows, columns=["method", "psnr_mean", "psnr_sd", "psnr_gain_vs_cubic"]).to_csv(folder / "summary.csv", index=False)
+    pd.DataFrame(rows, columns=["method", "psnr_mean", "psnr_sd", "psnr_gain_vs_cubic"]).to_csv(
+        folder / "summary.csv", index=False
+    )
     return folder
 
 

@@ -1,4 +1,5 @@
-"""Bundle names resolve through --bundle-dir, $MRISR_BUNDLE_DIR, the package's bundles, the checkout's; ``mrisr bundles``."""
+"""Bundle names resolve through --bundle-dir, $MRISR_BUNDLE_DIR, the package's bundles, the checkout's;
+``mrisr bundles``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pipeline.inference import available_bundles, find_bundle, load_method
 from pipeline.inference.bundle_catalog import file_sha256
 from pipeline.training.adaptation import resolve_bundle_name
 from tests.conftest import REPO_ROOT, blob_volume
+from tests.utils import write_manifest, write_nifti
 
 SRCNN = REPO_ROOT / "bundles" / "srcnn"
 
@@ -53,8 +55,7 @@ def test_unknown_method_names_the_folders_searched(tmp_path: Path, monkeypatch: 
 
 def test_infer_with_bundle_dir(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     bundles = linked_bundle(tmp_path / "mine", name="my_srcnn")
-    lr = tmp_path / "lr.nii.gz"
-    nib.save(nib.Nifti1Image(blob_volume((12, 14, 6)), np.eye(4)), str(lr))
+    lr = write_nifti(tmp_path / "lr.nii.gz", blob_volume((12, 14, 6)))
     args = ["infer", str(lr), "-o", str(tmp_path / "sr.nii.gz"), "--method", "my_srcnn", "--scale", "2", "2", "1"]
     assert main(args) == 1
     assert "unknown method 'my_srcnn'" in capsys.readouterr().err
@@ -75,7 +76,7 @@ def test_bundles_lists_name_version_protocol_score_checksum_and_origin(tmp_path:
     assert line.split()[5:] == ["checkout:", str(REPO_ROOT / "bundles")]
     assert main(["bundles", "--json", "--bundle-dir", str(linked_bundle(tmp_path / "mine"))]) == 0
     (srcnn,) = [entry for entry in json.loads(capsys.readouterr().out) if entry["name"] == "srcnn"]
-    assert srcnn["origin"] == "--bundle-dir" and srcnn["model_sha256"] == sha and srcnn["checksum_matches"] is None
+    assert srcnn["origin"] == "--bundle-dir" and srcnn["model_sha256"] == sha and srcnn["checksum_matches"] is True
 
 
 def test_evaluate_with_bundle_dir(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -83,11 +84,10 @@ def test_evaluate_with_bundle_dir(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert resolve_bundle_name("my_srcnn+adapt", bundles) == f"{bundles / 'my_srcnn'}+adapt"
     assert [resolve_bundle_name(m, bundles) for m in ("cubic", "no_such")] == ["cubic", "no_such"]
     volume = blob_volume((24, 28, 12))
-    hr, mask = tmp_path / "hr.nii.gz", tmp_path / "mask.nii.gz"
-    nib.save(nib.Nifti1Image(volume, np.eye(4)), str(hr))
-    nib.save(nib.Nifti1Image((volume > 50).astype(np.uint8), np.eye(4)), str(mask))
+    hr = write_nifti(tmp_path / "hr.nii.gz", volume)
+    mask = write_nifti(tmp_path / "mask.nii.gz", (volume > 50).astype(np.uint8))
     row = {"subject_id": "s", "scan_id": "s", "split": "test", "hr": str(hr), "mask": str(mask)}
-    pd.DataFrame([row]).to_csv(tmp_path / "m.csv", index=False)
+    write_manifest(tmp_path / "m.csv", [row])
     args = ["evaluate", "--manifest", str(tmp_path / "m.csv"), "--protocol", "bicubic-x2", "--methods", "my_srcnn"]
     args += ["--output-dir", str(tmp_path / "eval"), "--device", "cpu", "--no-progress"]
     assert main([*args, "--bundle-dir", str(tmp_path / "absent")]) == 1

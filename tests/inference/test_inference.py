@@ -94,14 +94,17 @@ METHODS = {
 def test_x2_keeps_world_position_of_a_blob(method_name: str, affine_kind: str) -> None:
     spacing = (1.2, 0.9, 3.0)
     affine = np.diag([*spacing, 1.0]) if affine_kind == "ras" else oblique_lps_affine(spacing)
-    lr = MetaTensor(torch.from_numpy(blob((20, 24, 10), (8.3, 13.6, 4.4), (2.5, 3.0, 1.5)))[None], affine=torch.as_tensor(affine))
+    lr = MetaTensor(
+        torch.from_numpy(blob((20, 24, 10), (8.3, 13.6, 4.4), (2.5, 3.0, 1.5)))[None], affine=torch.as_tensor(affine)
+    )
     zoom = [2.0, 2.0, 1.0]
     sr = METHODS[method_name]()(lr, zoom)
     assert tuple(sr.shape[1:]) == (40, 48, 10)
     np.testing.assert_allclose(spacing_from_affine(sr.affine), [0.6, 0.45, 3.0], atol=1e-9)
     # the grid: SR voxel i sits at LR coordinate (i + 0.5) / 2 - 0.5
     np.testing.assert_allclose(
-        voxel_to_world(sr.affine, [[0, 0, 0], [3, 5, 2]]), voxel_to_world(lr.affine, [[-0.25, -0.25, 0], [1.25, 2.25, 2]])
+        voxel_to_world(sr.affine, [[0, 0, 0], [3, 5, 2]]),
+        voxel_to_world(lr.affine, [[-0.25, -0.25, 0], [1.25, 2.25, 2]]),
     )
     out_voxel = float(spacing_from_affine(sr.affine).min())
     assert np.linalg.norm(world_centre_of_mass(sr) - world_centre_of_mass(lr)) < 0.5 * out_voxel
@@ -121,7 +124,17 @@ def test_sliding_window_equals_whole_volume_3d(overlap: float) -> None:
     net = conv_net(3)
     volume = torch.rand(1, 30, 34, 26) * 100
     image = MetaTensor(volume, affine=torch.eye(4))
-    method = NetworkSR(net, spatial_dims=3, upsampling="nearest", roi_size=16, overlap=overlap, margin=3, device="cpu", batch_size=3, precision="fp32")
+    method = NetworkSR(
+        net,
+        spatial_dims=3,
+        upsampling="nearest",
+        roi_size=16,
+        overlap=overlap,
+        margin=3,
+        device="cpu",
+        batch_size=3,
+        precision="fp32",
+    )
     out = method(image, [1.0, 1.0, 1.0])
     scale = float(np.percentile(volume[volume > 0].numpy(), 99.5))
     with torch.no_grad():
@@ -132,7 +145,17 @@ def test_sliding_window_equals_whole_volume_3d(overlap: float) -> None:
 def test_slice_wise_equals_whole_slices_2d_tiled() -> None:
     net = conv_net(2)
     volume = torch.rand(1, 40, 36, 5) * 50
-    method = NetworkSR(net, spatial_dims=2, upsampling="linear", roi_size=20, overlap=0.5, margin=3, device="cpu", batch_size=2, precision="fp32")
+    method = NetworkSR(
+        net,
+        spatial_dims=2,
+        upsampling="linear",
+        roi_size=20,
+        overlap=0.5,
+        margin=3,
+        device="cpu",
+        batch_size=2,
+        precision="fp32",
+    )
     out = method(MetaTensor(volume, affine=torch.eye(4)), [1.0, 1.0, 1.0])
     scale = float(np.percentile(volume[volume > 0].numpy(), 99.5))
     with torch.no_grad():
@@ -209,7 +232,9 @@ def test_incomplete_output_is_not_complete(tmp_path: Path) -> None:
     assert not output_is_complete(out)
 
 
-@pytest.mark.parametrize("size, roi, margin, expected", [(161, 70, 3, 58), (198, 70, 3, 70), (40, 70, 3, 40), (71, 70, 3, 39)])
+@pytest.mark.parametrize(
+    "size, roi, margin, expected", [(161, 70, 3, 58), (198, 70, 3, 70), (40, 70, 3, 40), (71, 70, 3, 39)]
+)
 def test_balanced_patch_size(size: int, roi: int, margin: int, expected: int) -> None:
     patch = balanced_patch_size(size, roi, margin)
     assert patch == expected
@@ -221,7 +246,9 @@ def test_fast_and_plain_paths_agree_and_record_precision() -> None:
     image = MetaTensor(torch.rand(1, 30, 34, 26) * 100, affine=torch.eye(4))
     kwargs = dict(spatial_dims=3, upsampling="nearest", roi_size=16, margin=3, device="cpu", precision="fp32")
     fast, plain = NetworkSR(net, fast=True, **kwargs), NetworkSR(net, fast=False, **kwargs)
-    torch.testing.assert_close(fast(image, [1, 1, 1]).as_tensor(), plain(image, [1, 1, 1]).as_tensor(), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(
+        fast(image, [1, 1, 1]).as_tensor(), plain(image, [1, 1, 1]).as_tensor(), rtol=1e-5, atol=1e-4
+    )
     assert (fast.precision, fast.precision_reason) == ("fp32", "requested")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -25,10 +24,12 @@ from pipeline.io import (
     sidecar_path,
 )
 from tests.conftest import blob_volume
+from tests.utils import write_nifti
 
 
 @pytest.mark.parametrize(
-    "name, sidecar", [("a.nii.gz", "a.json"), ("a.nii", "a.json"), ("a.b.mha", "a.b.json"), ("dicom_dir", "dicom_dir.json")]
+    "name, sidecar",
+    [("a.nii.gz", "a.json"), ("a.nii", "a.json"), ("a.b.mha", "a.b.json"), ("dicom_dir", "dicom_dir.json")],
 )
 def test_sidecar_path(name: str, sidecar: str) -> None:
     assert sidecar_path(Path("x") / name) == Path("x") / sidecar
@@ -97,27 +98,26 @@ def test_error_message_unwraps_bundle_config_errors() -> None:
         assert error_message(err) == "lr.nii.gz: no such file or folder"
 
 
-def _save(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -> Path:
-    nib.save(nib.Nifti1Image(np.asarray(data, np.float32), np.eye(4) if affine is None else affine), str(path))
-    return path
-
-
 def test_load_mask(tmp_path: Path) -> None:
-    image = load_volume(_save(tmp_path / "t1.nii.gz", blob_volume((8, 9, 10))))
-    mask = load_mask(_save(tmp_path / "ones.nii.gz", np.ones((8, 9, 10))), image)
+    image = load_volume(write_nifti(tmp_path / "t1.nii.gz", blob_volume((8, 9, 10))))
+    mask = load_mask(write_nifti(tmp_path / "ones.nii.gz", np.ones((8, 9, 10), np.float32)), image)
     assert mask.dtype == torch.bool and bool(mask.all()) and mask.shape == image.shape
     rounding = np.eye(4)
     rounding[0, 3] = 1e-5
-    assert load_mask(_save(tmp_path / "round.nii.gz", np.ones((8, 9, 10)), rounding), image).shape == image.shape
+    rounded = write_nifti(tmp_path / "round.nii.gz", np.ones((8, 9, 10), np.float32), rounding)
+    assert load_mask(rounded, image).shape == image.shape
     with pytest.raises(InvalidVolumeError, match="empty mask"):
-        load_mask(_save(tmp_path / "zeros.nii.gz", np.zeros((8, 9, 10))), image)
+        load_mask(write_nifti(tmp_path / "zeros.nii.gz", np.zeros((8, 9, 10), np.float32)), image)
     with pytest.raises(InvalidVolumeError, match=r"mask shape \(8, 9, 9\) differs"):
-        load_mask(_save(tmp_path / "small.nii.gz", np.ones((8, 9, 9))), image)
+        load_mask(write_nifti(tmp_path / "small.nii.gz", np.ones((8, 9, 9), np.float32)), image)
+    shifted = np.diag([1.0, 1.0, 2.0, 1.0])
     with pytest.raises(InvalidVolumeError, match="another grid"):
-        load_mask(_save(tmp_path / "shifted.nii.gz", np.ones((8, 9, 10)), np.diag([1.0, 1.0, 2.0, 1.0])), image)
+        load_mask(write_nifti(tmp_path / "shifted.nii.gz", np.ones((8, 9, 10), np.float32), shifted), image)
 
 
-@pytest.mark.parametrize("device, message", [("tpu9", "not a device"), ("meta", "not supported"), ("cuda:x", "not a device")])
+@pytest.mark.parametrize(
+    "device, message", [("tpu9", "not a device"), ("meta", "not supported"), ("cuda:x", "not a device")]
+)
 def test_resolve_device_rejects_unknown_devices(device: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         resolve_device(device)

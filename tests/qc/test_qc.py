@@ -19,6 +19,7 @@ from pipeline.inference.methods import BUNDLES_DIR
 from pipeline.protocols import get_protocol
 from pipeline.qc import augmentations, data_consistency, forward_model, qc_measures, tta_members, uncertainty_map
 from tests.conftest import head_volume, untrained_thick_slice_bundle
+from tests.utils import write_manifest, write_nifti
 
 
 def hr_volume(shape=(24, 26, 24)) -> MetaTensor:
@@ -95,8 +96,7 @@ def test_in_plane_uncertainty_comes_from_test_time_augmentation() -> None:
 def test_qc_files_and_sidecar(tmp_path: Path) -> None:
     method = load_bundle_method(untrained_thick_slice_bundle(tmp_path / "b"), device="cpu", precision="fp32")
     lr = get_protocol("thick-4mm").degrade(hr_volume())
-    source = tmp_path / "lr.nii.gz"
-    nib.save(nib.Nifti1Image(lr[0].numpy(), lr.affine.numpy()), str(source))
+    source = write_nifti(tmp_path / "lr.nii.gz", lr[0].numpy(), lr.affine.numpy())
     record = super_resolve_file(method, source, tmp_path / "sr.nii.gz", qc=True)["qc"]
     assert (tmp_path / "sr_uncertainty.nii.gz").is_file() and (tmp_path / "sr_qc.png").is_file()
     assert nib.load(str(tmp_path / "sr_uncertainty.nii.gz")).shape == (24, 26, 24)
@@ -110,9 +110,8 @@ def test_cohort_report_lists_scans_out_of_range(tmp_path: Path, monkeypatch, cap
     rows = []
     for i in range(2):
         lr = get_protocol("thick-4mm").degrade(MetaTensor(torch.from_numpy(head_volume((20, 22, 24), seed=i))[None]))
-        nib.save(nib.Nifti1Image(lr[0].numpy(), np.diag([1.0, 1.0, 4.0, 1.0])), str(tmp_path / f"lr{i}.nii.gz"))
-        rows.append({"subject_id": f"s{i}", "lr": f"lr{i}.nii.gz"})
-    pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
+        rows.append({"subject_id": f"s{i}", "lr": (f"lr{i}.nii.gz", lr[0].numpy())})
+    write_manifest(tmp_path / "m.csv", rows, np.diag([1.0, 1.0, 4.0, 1.0]))
     monkeypatch.setattr(qc_check, "DATA_CONSISTENCY_LIMIT", 0.0)  # every output is out of range
     code = main(
         [

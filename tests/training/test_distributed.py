@@ -16,7 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,6 +23,7 @@ import torch
 
 from pipeline.training import is_secondary_rank
 from tests.conftest import blob_volume
+from tests.utils import write_manifest
 from tests.training.test_bundles import workflow
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "srcnn"
@@ -35,16 +35,20 @@ pytestmark = pytest.mark.slow
 def slice_stack_manifest(folder: Path, slices: int = 4) -> Path:
     """4 train and 2 val scans, each one 2D image repeated over ``slices`` slices (axis 2), all-ones masks."""
     folder.mkdir(parents=True)
-    rows = ["subject_id,split,hr,mask"]
+    rows = []
     for i, split in enumerate(["train"] * 4 + ["val"] * 2):
         image = blob_volume((*SLICE, 1), seed=10 + i)
         volume = np.repeat(image, slices, axis=2)
-        nib.save(nib.Nifti1Image(volume, np.eye(4)), str(folder / f"hr{i}.nii.gz"))
-        nib.save(nib.Nifti1Image(np.ones(volume.shape, np.uint8), np.eye(4)), str(folder / f"mask{i}.nii.gz"))
-        rows.append(f"sub{i},{split},hr{i}.nii.gz,mask{i}.nii.gz")
-    manifest = folder / "manifest.csv"
-    manifest.write_text("\n".join(rows) + "\n")
-    return manifest
+        mask = np.ones(volume.shape, np.uint8)
+        rows.append(
+            {
+                "subject_id": f"sub{i}",
+                "split": split,
+                "hr": (f"hr{i}.nii.gz", volume),
+                "mask": (f"mask{i}.nii.gz", mask),
+            }
+        )
+    return write_manifest(folder / "manifest.csv", rows)
 
 
 def overrides(manifest: Path, batch_size: int) -> dict:
@@ -92,8 +96,9 @@ def run_torchrun(bundle: Path, root: Path, overrides: dict, extra: dict | None =
     }
     (root / "configs" / "test_per_rank.json").write_text(json.dumps(per_rank))
     files = [str(root / "configs" / name) for name in ("train.json", "multi_gpu_train.json", "test_per_rank.json")]
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle", "run"]
-    command += ["--config_file", str(files), "--meta_file", str(root / "configs" / "metadata.json"), "--bundle_root", str(root)]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    command += ["-m", "monai.bundle", "run", "--config_file", str(files)]
+    command += ["--meta_file", str(root / "configs" / "metadata.json"), "--bundle_root", str(root)]
     for key, value in overrides.items():
         command += [f"--{key}", value if isinstance(value, str) else repr(value)]  # fire parses Python literals
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)

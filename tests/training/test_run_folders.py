@@ -1,4 +1,5 @@
-"""``mrisr train`` writes to run folders, never into a shipped bundle; ``mrisr bundles export`` ships a run's weights."""
+"""``mrisr train`` writes to run folders, never into a shipped bundle;
+``mrisr bundles export`` ships a run's weights."""
 
 from __future__ import annotations
 

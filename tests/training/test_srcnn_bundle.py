@@ -158,7 +158,9 @@ def test_time_budget_stops_at_an_epoch_end_and_resume_finishes(tmp_path: Path, s
     assert list(pd.read_csv(root / "logs" / "metrics.csv")["epoch"]) == [1, 2, 3]
 
 
-def test_initial_weights_are_loaded_after_the_config_builds_the_network(trained_bundle: Path, tmp_path: Path, synthetic_manifest: Path):
+def test_initial_weights_are_loaded_after_the_config_builds_the_network(
+    trained_bundle: Path, tmp_path: Path, synthetic_manifest: Path
+):
     weights = trained_bundle / "models" / "model.pt"
     wf = workflow(["train.json"], **train_overrides(tmp_path / "continued", synthetic_manifest))
     load_initial_weights(wf, weights)
