@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -124,7 +125,26 @@ def read_manifest(
     if duplicated:
         raise ManifestError(f"{manifest}: duplicate scan ids {duplicated} (add a 'scan_id' or 'session' column)")
     _check_file_names(table["scan_id"], manifest)
+    _warn_missing_files(table, manifest)
     return table.reset_index(drop=True)
+
+
+def _warn_missing_files(table: pd.DataFrame, manifest: Path) -> None:
+    """Warn, naming the manifest line, of every path cell whose file does not exist.
+
+    A warning, not an error: a cohort run goes on past the missing scan (which fails its own row, in
+    ``failures.csv``), but the user learns at once which rows are wrong, before any scan is processed.
+    """
+    missing = [
+        f"line {index + 2} {column} {value}"
+        for column in PATH_COLUMNS
+        if column in table.columns
+        for index, value in table[column].items()
+        if isinstance(value, str) and not Path(value).exists()
+    ]
+    if missing:
+        shown = "; ".join(missing[:5]) + (f"; and {len(missing) - 5} more" if len(missing) > 5 else "")
+        warnings.warn(f"{manifest}: {len(missing)} file(s) do not exist: {shown}", stacklevel=3)
 
 
 def clean_scan_id(raw_id: object) -> str:

@@ -59,3 +59,14 @@ def test_malf_dev_manifest_resolves_and_keeps_subjects_on_one_side() -> None:
     assert (sides == 1).all()
     counts = table["split"].value_counts().to_dict()
     assert counts == {"train": 15, "val": 2, "test": 4}  # val chooses checkpoints, test only reports
+
+
+def test_missing_files_are_named_with_their_line_when_read(tmp_path):
+    """The rows whose files do not exist are named at once; the cohort still goes on past them."""
+    from pipeline.manifests import read_manifest
+
+    (tmp_path / "a.nii.gz").write_bytes(b"")
+    (tmp_path / "m.csv").write_text("subject_id,hr\ns1,a.nii.gz\ns2,gone.nii.gz\n")
+    with pytest.warns(UserWarning, match=r"1 file\(s\) do not exist: line 3 hr .*gone\.nii\.gz"):
+        table = read_manifest(tmp_path / "m.csv")
+    assert len(table) == 2
