@@ -17,7 +17,12 @@ from pipeline.acceleration.precision import (
     precision_context,
     resolve_precision,
 )
-from pipeline.acceleration.runtime import available_cpu_cores, configure_cpu_runtime, configure_process
+from pipeline.acceleration.runtime import (
+    available_cpu_cores,
+    configure_cpu_runtime,
+    configure_process,
+    requested_recompile_limit,
+)
 
 __all__ = [
     "BF16_MIN_SPEEDUP",
@@ -32,6 +37,7 @@ __all__ = [
     "channels_last_format",
     "configure_cpu_runtime",
     "configure_process",
+    "requested_recompile_limit",
     "cpu_bf16_capability",
     "fold_batch_norm",
     "measure_cpu_speedup",

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.acceleration.runtime import requested_recompile_limit
+
 __all__ = ["activation_spec", "norm_act"]
 
 _ACTIVATIONS = ("identity", "relu", "leaky_relu", "elu")
@@ -82,6 +84,9 @@ class _Fused:
             return _norm_act(*args)
         try:
             if self.compiled is None:
+                limit = requested_recompile_limit()
+                if limit is not None:  # the entry point asked for it (configure_process), applied now that dynamo loads
+                    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, limit)
                 self.compiled = torch.compile(_norm_act, dynamic=True)
             return self.compiled(*args)
         except Exception as err:  # no compiler, unsupported platform: same maths, eagerly

@@ -43,7 +43,13 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["RECOMPILE_LIMIT", "available_cpu_cores", "configure_cpu_runtime", "configure_process"]
+__all__ = [
+    "RECOMPILE_LIMIT",
+    "available_cpu_cores",
+    "configure_cpu_runtime",
+    "configure_process",
+    "requested_recompile_limit",
+]
 
 RECOMPILE_LIMIT = 64
 """TorchDynamo recompilations allowed per function: the fused norm/activation kernel compiles one graph per
@@ -53,6 +59,7 @@ _M_TRIM_THRESHOLD = -1  # glibc mallopt parameters (malloc.h)
 _M_MMAP_MAX = -4
 _TRIM_THRESHOLD_BYTES = (1 << 31) - 1  # the largest value mallopt takes (an int): keep up to 2 GiB
 _configured: dict[str, int | bool] = {}
+_recompile_limit: list[int] = []  # set by configure_process, applied by the fused kernel when it compiles
 
 
 def _cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
@@ -121,14 +128,19 @@ def configure_cpu_runtime(num_threads: int | None = None) -> dict[str, int | boo
 
 
 def configure_process(num_threads: int | None = None) -> dict[str, int | bool]:
-    """Tune this process for the package: threads and allocator (:func:`configure_cpu_runtime`) and the
-    TorchDynamo recompile limit (:data:`RECOMPILE_LIMIT`). Called by the entry points, never by library classes.
+    """Tune this process for the package: threads and allocator (:func:`configure_cpu_runtime`) now, and the
+    TorchDynamo recompile limit (:data:`RECOMPILE_LIMIT`) when the fused kernel first compiles (importing
+    TorchDynamo costs about 2 s, which a command that never compiles should not pay). Called by the entry
+    points, never by library classes.
 
     Returns:
         ``{"threads": int, "allocator_tuned": bool, "recompile_limit": int}``.
     """
-    import torch._dynamo  # here: importing dynamo costs about a second
-
     settings = configure_cpu_runtime(num_threads)
-    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
-    return {**settings, "recompile_limit": torch._dynamo.config.recompile_limit}
+    _recompile_limit[:] = [RECOMPILE_LIMIT]
+    return {**settings, "recompile_limit": RECOMPILE_LIMIT}
+
+
+def requested_recompile_limit() -> int | None:
+    """The recompile limit :func:`configure_process` asked for, ``None`` when no entry point configured the process."""
+    return _recompile_limit[0] if _recompile_limit else None

@@ -96,3 +96,16 @@ def test_configure_threads(monkeypatch: pytest.MonkeyPatch) -> None:
             configure_cpu_runtime(num_threads=0)
     finally:
         torch.set_num_threads(before)
+
+
+def test_configure_process_asks_for_the_recompile_limit_without_importing_dynamo():
+    """The entry points' one call: the limit is recorded now and applied by the fused kernel when it compiles."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pipeline.acceleration import configure_process, requested_recompile_limit; "
+        "assert requested_recompile_limit() is None; s = configure_process(1); "
+        "assert s['recompile_limit'] == requested_recompile_limit() == 64; assert 'torch._dynamo' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
