@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import ListedColormap
 
-from pipeline.evaluation.figures import PanelSlices, new_figure, save_png
+from pipeline.evaluation.figures import PanelSlices, boxplot_per_method, new_figure, save_png
 from pipeline.evaluation.tissue import TISSUES
 from pipeline.inference import BASELINE_NAMES
 
@@ -43,17 +43,9 @@ def plot_downstream_boxplots(
     )
     fig = new_figure(max(8.0, 1.5 * len(methods) + 3), 7.5)
     for ax, (column, label) in zip(fig.subplots(2, 2).ravel(), panels):
-        data = [per_scan.loc[per_scan["method"] == m, column].astype(float).to_numpy() for m in methods]
-        data = [d[np.isfinite(d)] for d in data]
-        ax.boxplot(data, showfliers=False)
-        ax.set_xticks(range(1, len(methods) + 1), methods, rotation=30, ha="right")
-        for position, values in enumerate(data, start=1):
-            offsets = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else np.zeros(len(values))
-            ax.plot(position + offsets, values, "o", color="tab:blue", alpha=0.6, markersize=4)
+        boxplot_per_method(ax, per_scan, methods, column, label)
         if column.startswith("volume_error"):
             ax.axhline(0.0, color="k", linewidth=0.8)
-        ax.set_ylabel(label)
-        ax.grid(axis="y", alpha=0.3)
     if title:
         fig.suptitle(title)
     return save_png(fig, path)

@@ -23,7 +23,15 @@ from scipy.ndimage import uniform_filter
 
 from pipeline.io.atomic import atomic_path
 
-__all__ = ["PanelSlices", "detail_window", "new_figure", "plot_boxplots", "plot_panel", "save_png"]
+__all__ = [
+    "PanelSlices",
+    "boxplot_per_method",
+    "detail_window",
+    "new_figure",
+    "plot_boxplots",
+    "plot_panel",
+    "save_png",
+]
 
 
 @dataclass
@@ -73,6 +81,19 @@ def save_png(fig: Figure, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+def boxplot_per_method(ax: Axes, per_scan: pd.DataFrame, methods: Sequence[str], column: str, label: str) -> None:
+    """One box per method of ``per_scan[column]`` (finite values), each scan drawn as a dot."""
+    data = [per_scan.loc[per_scan["method"] == m, column].astype(float).to_numpy() for m in methods]
+    data = [d[np.isfinite(d)] for d in data]
+    ax.boxplot(data, showfliers=False)
+    ax.set_xticks(range(1, len(methods) + 1), methods, rotation=30, ha="right")
+    for position, values in enumerate(data, start=1):
+        offsets = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else np.zeros(len(values))
+        ax.plot(position + offsets, values, "o", color="tab:blue", alpha=0.6, markersize=4)
+    ax.set_ylabel(label)
+    ax.grid(axis="y", alpha=0.3)
+
+
 def plot_boxplots(per_scan: pd.DataFrame, path: str | os.PathLike, methods: Sequence[str], title: str = "") -> Path:
     """Box plots of whole-volume PSNR and SSIM per method, with each scan drawn as a dot.
 
@@ -85,15 +106,7 @@ def plot_boxplots(per_scan: pd.DataFrame, path: str | os.PathLike, methods: Sequ
     fig = new_figure(max(6.0, 1.6 * len(methods) + 2), 4.2)
     axes = fig.subplots(1, 2)
     for ax, (column, label) in zip(axes, (("psnr", "PSNR in brain mask (dB)"), ("ssim", "SSIM in brain mask"))):
-        data = [per_scan.loc[per_scan["method"] == m, column].astype(float).to_numpy() for m in methods]
-        data = [d[np.isfinite(d)] for d in data]
-        ax.boxplot(data, showfliers=False)
-        ax.set_xticks(range(1, len(methods) + 1), methods, rotation=30, ha="right")
-        for position, values in enumerate(data, start=1):
-            offsets = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else np.zeros(len(values))
-            ax.plot(position + offsets, values, "o", color="tab:blue", alpha=0.6, markersize=4)
-        ax.set_ylabel(label)
-        ax.grid(axis="y", alpha=0.3)
+        boxplot_per_method(ax, per_scan, methods, column, label)
     if title:
         fig.suptitle(title)
     return save_png(fig, path)

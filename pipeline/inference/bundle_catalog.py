@@ -8,13 +8,13 @@ checksum of the weights that made its outputs).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline.inference.bundle_dirs import found_bundles
+from pipeline.io import read_json
 
 __all__ = ["BundleSummary", "describe_bundle", "file_sha256", "installed_bundles"]
 
@@ -69,12 +69,7 @@ class BundleSummary:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    return read_json(path) if path.is_file() else {}
 
 
 def describe_bundle(root: str | os.PathLike, origin: str = "folder") -> BundleSummary:

@@ -8,6 +8,7 @@ from pipeline.io.atomic import (
     atomic_write_json,
     atomic_write_text,
     ensure_not_input,
+    read_json,
     remove_stale_temporaries,
     same_file,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "load_mask",
     "load_volume",
     "nifti_image",
+    "read_json",
     "same_file",
     "save_nifti",
     "sidecar_path",

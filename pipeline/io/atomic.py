@@ -28,6 +28,7 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_json",
     "ensure_not_input",
+    "read_json",
     "remove_stale_temporaries",
     "same_file",
     "split_name",
@@ -163,6 +164,14 @@ def _atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (UTF-8)."""
     return _atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """The JSON document at ``path`` (UTF-8); ``ValueError`` naming the file when it is not valid JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:

@@ -21,7 +21,7 @@ from typing import Any
 
 from pipeline.inference.bundle_catalog import file_sha256
 from pipeline.inference.methods import load_bundle_method
-from pipeline.io import atomic_path
+from pipeline.io import atomic_path, read_json
 from pipeline.training.run_folders import display_path, read_run_record, utc_now
 
 __all__ = ["ExportResult", "bump_patch", "export_run"]
@@ -51,10 +51,7 @@ def bump_patch(version: str) -> str:
 def _read_metadata(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not a bundle (no configs/metadata.json)")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    return read_json(path)
 
 
 def export_run(run_dir: str | os.PathLike, bundle: str | os.PathLike, message: str | None = None) -> ExportResult:

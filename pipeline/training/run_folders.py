@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pipeline.io import atomic_write_json
+from pipeline.io import atomic_write_json, read_json
 
 __all__ = [
     "RUN_RECORD",
@@ -72,12 +72,7 @@ def new_run_folder(bundle_name: str, runs_dir: str | os.PathLike = RUNS_DIR) -> 
 def read_run_record(run_dir: str | os.PathLike) -> dict[str, Any]:
     """The run's ``run.json`` ({} for a run folder made before run records, or by hand)."""
     path = Path(run_dir) / RUN_RECORD
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    return read_json(path) if path.is_file() else {}
 
 
 def prepare_run_folder(run_dir: str | os.PathLike, source: str | os.PathLike) -> Path:
