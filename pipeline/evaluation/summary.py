@@ -113,6 +113,17 @@ def _fmt(value: float, spec: str) -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
+def _mean_sd(row: pd.Series, column: str, spec: str) -> str:
+    """``mean ± sd`` of a summary row's ``column`` (the sd unsigned; no sd when it is nan)."""
+    mean, sd = row[f"{column}_mean"], row[f"{column}_sd"]
+    return _fmt(mean, spec) + ("" if math.isnan(sd) else f" ± {_fmt(sd, spec.lstrip('+'))}")
+
+
+def _table_head(headers: Sequence[str]) -> list[str]:
+    """A markdown table's header and alignment lines: first column left, the others right."""
+    return ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|"]
+
+
 def summary_markdown(summary: pd.DataFrame, reference: str = REFERENCE_METHOD) -> str:
     """The summary as a markdown table: mean ± sd per metric, PSNR gain and p-values vs ``reference``."""
     shown = list(_MARKDOWN_COLUMNS) + [
@@ -120,12 +131,9 @@ def summary_markdown(summary: pd.DataFrame, reference: str = REFERENCE_METHOD) -
     ]
     headers = ["method", "n"] + [h for _, h, _ in shown]
     headers += [f"ΔPSNR vs {reference} (dB)", f"p PSNR vs {reference}", f"p SSIM vs {reference}"]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|"]
+    lines = _table_head(headers)
     for _, row in summary.iterrows():
-        cells = [str(row["method"]), str(int(row["n"]))]
-        for column, _, spec in shown:
-            mean, sd = row[f"{column}_mean"], row[f"{column}_sd"]
-            cells.append(_fmt(mean, spec) + ("" if math.isnan(sd) else f" ± {_fmt(sd, spec)}"))
+        cells = [str(row["method"]), str(int(row["n"]))] + [_mean_sd(row, column, spec) for column, _, spec in shown]
         gain = row[f"psnr_gain_vs_{reference}"]
         cells.append(_fmt(gain, "+.2f"))
         cells += [_fmt(row[f"p_{m}_vs_{reference}"], ".3g") for m in ("psnr", "ssim")]
@@ -172,12 +180,9 @@ def _downstream_table(
     summary: pd.DataFrame, shown: Sequence[tuple[str, str, str]], reference: str, tested: Sequence[str]
 ) -> str:
     headers = ["method", "n"] + [h for _, h, _ in shown] + [f"p {c.replace('_', ' ')} vs {reference}" for c in tested]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|"]
+    lines = _table_head(headers)
     for _, row in summary.iterrows():
-        cells = [str(row["method"]), str(int(row["n"]))]
-        for column, _, spec in shown:
-            mean, sd = row[f"{column}_mean"], row[f"{column}_sd"]
-            cells.append(_fmt(mean, spec) + ("" if math.isnan(sd) else f" ± {_fmt(sd, spec.lstrip('+'))}"))
+        cells = [str(row["method"]), str(int(row["n"]))] + [_mean_sd(row, column, spec) for column, _, spec in shown]
         cells += [_fmt(row.get(f"p_{c}_vs_{reference}", math.nan), ".3g") for c in tested]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
