@@ -9,7 +9,6 @@ volumes beside cubic B-spline's. Written as ``mrisr_group.tsv`` (tab-separated, 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ from pipeline.bids.naming import RESOLUTION_LABEL, bare_label
 from pipeline.evaluation.tissue import TISSUES
 from pipeline.evaluation.volume_check import tissue_check_path
 from pipeline.inference import read_sidecar
-from pipeline.io import atomic_write_text
+from pipeline.io import atomic_write_text, read_json
 
 __all__ = ["GROUP_COLUMNS", "group_table", "write_group_table"]
 
@@ -66,7 +65,7 @@ def _row(out_dir: Path, path: Path, entities: dict[str, Any], record: dict[str, 
     }
     tissue_path = tissue_check_path(path)
     if tissue_path.is_file():
-        tissue = json.loads(tissue_path.read_text(encoding="utf-8"))
+        tissue = read_json(tissue_path)
         row.update({column: tissue.get(column) for column in _TISSUE_COLUMNS})
         row.update({"tissue_contrast": tissue.get("contrast"), "tissue_flags": "; ".join(tissue.get("flags", []))})
     return row

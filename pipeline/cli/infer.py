@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from pipeline.inference import (
     read_sidecar,
     super_resolve_file,
 )
-from pipeline.io import atomic_write_text, error_message
+from pipeline.io import atomic_write_text, error_message, read_json
 from pipeline.manifests import read_manifest, scan_id
 from pipeline.training.adaptation import (
     AdaptationBudget,
@@ -189,15 +188,21 @@ def _acquisition_overrides(args: argparse.Namespace) -> dict[str, object]:
     return {key: value for key, value in given.items() if value is not None}
 
 
-def write_qc_report(args: argparse.Namespace, suffix: str) -> None:
-    """``qc_report.csv`` of a manifest run from its outputs' sidecars; print the scans out of range."""
+def _manifest_outputs(args: argparse.Namespace, suffix: str) -> list[tuple[str, Path]]:
+    """``(scan_id, output path)`` of every row of a manifest run, in manifest order."""
     table = read_manifest(args.manifest, data_root=args.data_root, split=args.split, require=(args.column,))
     out_dir = Path(args.output_dir).expanduser()
+    return [(scan_id(row), out_dir / f"{scan_id(row)}_{suffix}.nii.gz") for _, row in table.iterrows()]
+
+
+def write_qc_report(args: argparse.Namespace, suffix: str) -> None:
+    """``qc_report.csv`` of a manifest run from its outputs' sidecars; print the scans out of range."""
+    out_dir = Path(args.output_dir).expanduser()
     rows = []
-    for _, row in table.iterrows():
-        record = (read_sidecar(out_dir / f"{scan_id(row)}_{suffix}.nii.gz") or {}).get("qc")
+    for scan, output in _manifest_outputs(args, suffix):
+        record = (read_sidecar(output) or {}).get("qc")
         if record:
-            rows.append({"scan_id": scan_id(row), **{k: record.get(k) for k in QC_COLUMNS[1:]}})
+            rows.append({"scan_id": scan, **{k: record.get(k) for k in QC_COLUMNS[1:]}})
     if not rows:
         return
     report = pd.DataFrame(rows, columns=list(QC_COLUMNS))
@@ -212,20 +217,19 @@ def write_qc_report(args: argparse.Namespace, suffix: str) -> None:
 def _report_tissue_volumes(args: argparse.Namespace, suffix: str) -> int:
     """Print the tissue-volume check of a single output, or collect a manifest's into ``tissue_volumes.csv``."""
     if args.manifest is None:
-        record = json.loads(tissue_check_path(args.output).read_text(encoding="utf-8"))
+        record = read_json(tissue_check_path(args.output))
         volumes = ", ".join(
             f"{t.upper()} {record[f'{t}_ml']:.1f} ml ({record[f'{t}_difference_pct']:+.2f} %)" for t in TISSUES
         )
         print(f"tissue volumes vs cubic B-spline: {volumes}; " + ("; ".join(record["flags"]) or "no flag"))
         return 0
-    table = read_manifest(args.manifest, data_root=args.data_root, split=args.split, require=(args.column,))
     out_dir = Path(args.output_dir).expanduser()
     rows = []
-    for _, row in table.iterrows():
-        path = tissue_check_path(out_dir / f"{scan_id(row)}_{suffix}.nii.gz")
+    for scan, output in _manifest_outputs(args, suffix):
+        path = tissue_check_path(output)
         if path.is_file():
-            record = json.loads(path.read_text(encoding="utf-8"))
-            rows.append({"scan_id": scan_id(row), **record, "flags": "; ".join(record["flags"])})
+            record = read_json(path)
+            rows.append({"scan_id": scan, **record, "flags": "; ".join(record["flags"])})
     if not rows:
         return 0
     report = pd.DataFrame(rows).drop(columns=["segmenter", "mask"])
