@@ -35,6 +35,7 @@ __all__ = [
     "SSIM_KERNEL_SIGMA",
     "data_range",
     "psnr",
+    "psnr_of_values",
     "ssim",
     "ssim_map",
     "nrmse",
@@ -89,22 +90,32 @@ def data_range(hr: ArrayLike, mask: ArrayLike) -> float:
     return float(values.max() - values.min())
 
 
-def _psnr_from_mse(mse: float, value_range: float) -> float:
-    return float("inf") if mse == 0 else float(10.0 * np.log10(value_range**2 / mse))
+def psnr_of_values(sr_values: np.ndarray, hr_values: np.ndarray, data_range: float) -> float:
+    """The project's one PSNR (dB): 10·log10(L² / MSE) over the given voxel values; ``inf`` when they agree.
+
+    :func:`psnr` (evaluation) and :func:`pipeline.training.metrics.masked_psnr` (validation) both
+    select the voxels in the mask and call this.
+
+    Args:
+        sr_values, hr_values: 1-D arrays of the same length, the voxels inside the mask.
+        data_range: L, in intensity units (see :func:`data_range`), > 0.
+    """
+    if not data_range > 0:
+        raise ValueError(f"data_range must be > 0, got {data_range} (constant HR inside the mask?)")
+    mse = float(np.mean((np.asarray(sr_values, dtype=np.float64) - np.asarray(hr_values, dtype=np.float64)) ** 2))
+    return float("inf") if mse == 0 else float(10.0 * np.log10(data_range**2 / mse))
 
 
 def psnr(sr: ArrayLike, hr: ArrayLike, mask: ArrayLike, data_range: float) -> float:
-    """Peak signal-to-noise ratio (dB) over the mask: 10·log10(L² / MSE); ``inf`` when SR == HR there.
+    """Peak signal-to-noise ratio (dB) over the mask (:func:`psnr_of_values`); ``inf`` when SR == HR there.
 
     Args:
         sr, hr: (X, Y, Z) or (1, X, Y, Z) volumes on the same grid.
         mask: boolean mask of the same spatial shape; only its voxels count.
         data_range: L, in intensity units (see :func:`data_range`).
     """
-    if data_range <= 0:
-        raise ValueError(f"data_range must be positive, got {data_range}")
     sr_arr, hr_arr, m = _prepare(sr, hr, mask)
-    return _psnr_from_mse(float(np.mean((sr_arr[m] - hr_arr[m]) ** 2)), data_range)
+    return psnr_of_values(sr_arr[m], hr_arr[m], data_range)
 
 
 def nrmse(sr: ArrayLike, hr: ArrayLike, mask: ArrayLike) -> float:
@@ -228,9 +239,8 @@ def slicewise_metrics(
         return {"psnr_slice": nan, "ssim_slice": nan, "nrmse_slice": nan, "n_slices": 0}
     sr_arr, hr_arr, m = sr_arr[keep], hr_arr[keep], m[keep]
     diff2 = np.where(m, (sr_arr - hr_arr) ** 2, 0.0).sum(axis=(1, 2))
-    count = m.sum(axis=(1, 2))
     hr2 = np.where(m, hr_arr**2, 0.0).sum(axis=(1, 2))
-    psnrs = [_psnr_from_mse(float(d / c), data_range) for d, c in zip(diff2, count)]
+    psnrs = [psnr_of_values(s[k], h[k], data_range) for s, h, k in zip(sr_arr, hr_arr, m)]
     nrmses = np.sqrt(diff2[hr2 > 0] / hr2[hr2 > 0])
     maps = ssim_map(torch.from_numpy(sr_arr * m)[:, None], torch.from_numpy(hr_arr * m)[:, None], data_range, 2).numpy()
     inside = _crop_to_map(m, 2)

@@ -11,7 +11,6 @@ same volume.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ from ignite.exceptions import NotComputableError
 from ignite.metrics import Metric
 from ignite.metrics.metric import reinit__is_reduced, sync_all_reduce
 
+from pipeline.evaluation.metrics import psnr_of_values
 from pipeline.evaluation.sharpness import relative_sharpness
 
 __all__ = ["masked_psnr", "MaskedPSNR", "MaskedPSNRGain", "MaskedRelativeSharpness", "PerVolumeMean"]
@@ -39,20 +39,17 @@ def masked_psnr(
             (:func:`pipeline.evaluation.metrics.data_range`, the definition used everywhere).
 
     Returns:
-        PSNR in dB (``inf`` for a perfect prediction).
+        PSNR in dB (``inf`` for a perfect prediction), by :func:`pipeline.evaluation.metrics.psnr_of_values`.
     """
     if pred.shape != target.shape:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} shapes differ")
     inside = torch.broadcast_to(mask.to(pred.device) > 0, pred.shape)
     if not bool(inside.any()):
         raise ValueError("the mask is empty")
-    inside_target = target.double().to(pred.device)[inside]
+    target_values = target.to(pred.device)[inside].double().cpu().numpy()
     if data_range is None:
-        data_range = float(inside_target.max() - inside_target.min())
-    if not data_range > 0:
-        raise ValueError(f"data_range must be > 0, got {data_range} (constant target inside the mask?)")
-    mse = float(((pred.double()[inside] - inside_target) ** 2).mean())
-    return float("inf") if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
+        data_range = float(target_values.max() - target_values.min())
+    return psnr_of_values(pred[inside].double().cpu().numpy(), target_values, data_range)
 
 
 class PerVolumeMean(Metric):
