@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import datetime
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -12,8 +11,8 @@ from typing import Any
 from monai.data import MetaTensor
 from monai.transforms import Randomizable
 
-from pipeline.inference.sidecar import sidecar_path, software_versions
-from pipeline.io import InvalidVolumeError, atomic_write_json, check_outputs, error_message, load_volume, save_nifti
+from pipeline.inference.sidecar import write_with_sidecar
+from pipeline.io import InvalidVolumeError, check_outputs, error_message, load_volume
 
 __all__ = ["MIN_LR_VOXELS", "degrade_file"]
 
@@ -64,18 +63,12 @@ def degrade_file(
     if isinstance(transform, Randomizable):
         transform.set_random_state(seed=seed)
     lr = _degrade(transform, hr, input_path)
-    sidecar_path(output_path).unlink(missing_ok=True)  # an old record must not describe a half-replaced output
-    save_nifti(lr, output_path, inputs=[input_path])
     record = {
-        "status": "complete",
         "source": str(Path(input_path).resolve()),
         "protocol": protocol,
         "seed": seed,
         "degradation": lr.meta.get("degradation"),
         "degradation_history": lr.meta.get("degradation_history"),
         "output_shape": list(lr.shape[1:]),
-        "software": software_versions(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    atomic_write_json(sidecar_path(output_path), record)
-    return record
+    return write_with_sidecar(lr, output_path, record, inputs=[input_path])

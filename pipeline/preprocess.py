@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-import datetime
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.inference.sidecar import sidecar_path, software_versions
-from pipeline.io import atomic_write_json, check_outputs, load_mask, load_volume, save_nifti
+from pipeline.inference.sidecar import write_with_sidecar
+from pipeline.io import check_outputs, load_mask, load_volume, save_nifti
 from pipeline.transforms import BrainMask, N4BiasFieldCorrection, NormalizeIntensityInMask
 
 __all__ = ["preprocess_file", "mask_path_for"]
@@ -60,18 +59,17 @@ def preprocess_file(
         image = NormalizeIntensityInMask()(image, mask=mask)
         normalization = image.meta.get("intensity_normalization")
         steps.append("percentile normalisation in mask")
-    sidecar_path(output_path).unlink(missing_ok=True)  # an old record must not describe a half-replaced output
-    save_nifti(image, output_path, inputs=[input_path, mask_path])
-    if mask_path is None:
-        save_nifti(mask, mask_path_for(output_path), dtype=np.uint8, inputs=[input_path])
+    mask_file = mask_path_for(output_path) if mask_path is None else Path(mask_path).resolve()
+
+    def mask_output() -> dict[str, str]:
+        """The computed brain mask beside the output (none when the mask was given)."""
+        if mask_path is None:
+            save_nifti(mask, mask_file, dtype=np.uint8, inputs=[input_path])
+        return {"mask": str(mask_file)}
+
     record = {
-        "status": "complete",
         "source": str(Path(input_path).resolve()),
         "steps": steps,
         "intensity_normalization": normalization,
-        "mask": str(mask_path_for(output_path) if mask_path is None else Path(mask_path).resolve()),
-        "software": software_versions(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    atomic_write_json(sidecar_path(output_path), record)
-    return record
+    return write_with_sidecar(image, output_path, record, inputs=[input_path, mask_path], side_outputs=mask_output)

@@ -203,13 +203,13 @@ def test_resume_redoes_outputs_made_otherwise_or_truncated(tmp_path: Path, capsy
 
 def test_a_rewrite_killed_before_its_sidecar_is_not_complete(nifti_file: Path, tmp_path: Path, monkeypatch) -> None:
     """The old sidecar goes before the new image is written: it cannot vouch for the new one."""
-    import pipeline.inference.run as run
+    import pipeline.inference.sidecar as sidecar
 
     out = tmp_path / "sr.nii.gz"
     super_resolve_file(make_baseline("cubic"), nifti_file, out, scale=[2, 2, 1])
     cubic = inference_parameters(make_baseline("cubic"), nifti_file, scale=[2, 2, 1])
     assert output_is_complete(out, cubic)
-    monkeypatch.setattr(run, "atomic_write_json", _raises(KeyboardInterrupt()))  # killed after the image
+    monkeypatch.setattr(sidecar, "atomic_write_json", _raises(KeyboardInterrupt()))  # killed after the image
     with pytest.raises(KeyboardInterrupt):
         super_resolve_file(make_baseline("linear"), nifti_file, out, scale=[2, 2, 1])
     assert out.exists() and not output_is_complete(out, cubic)

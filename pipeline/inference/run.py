@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import math
 import os
@@ -17,8 +16,8 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
-from pipeline.inference.sidecar import read_sidecar, sidecar_path, software_versions
-from pipeline.io import atomic_write_json, check_outputs, load_volume, save_nifti
+from pipeline.inference.sidecar import read_sidecar, sidecar_path, write_with_sidecar
+from pipeline.io import check_outputs, load_volume
 from pipeline.transforms.grid import spacing_from_affine, zoomed_shape
 
 __all__ = ["resolve_zoom", "inference_parameters", "super_resolve_volume", "super_resolve_file", "output_is_complete"]
@@ -245,17 +244,7 @@ def super_resolve_file(
         method, lr, source=input_path, scale=scale, target_spacing=target_spacing
     )
     runtime = float(method.last_runtime_s or 0.0)
-    sidecar_path(output_path).unlink(missing_ok=True)  # an old record must not describe a half-replaced output
-    qc_record = (
-        quality_check(
-            method, lr, sr, zoom, output_path, acquisition_overrides=acquisition_overrides, inputs=[input_path]
-        )
-        if run_qc
-        else None
-    )
-    save_nifti(sr, output_path, inputs=[input_path])
     record = {
-        "status": "complete",
         "method": method.name,
         "bundle": getattr(method, "bundle_info", None),
         "input": str(Path(input_path).resolve()),
@@ -268,13 +257,19 @@ def super_resolve_file(
         "output_spacing_mm": [round(float(s), 6) for s in spacing_from_affine(sr.affine)],
         "runtime_s": round(runtime, 3),
         "adaptation": getattr(method, "last_adaptation", None),
-        "qc": qc_record,
         "device": str(getattr(method, "device", "cpu")),
         "precision": getattr(method, "precision", None) or "fp32",
         "precision_reason": getattr(method, "precision_reason", None),
         "fast_path": bool(getattr(method, "fast", False)),
-        "software": software_versions(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    atomic_write_json(sidecar_path(output_path), record)
-    return record
+
+    def qc_outputs() -> dict[str, Any]:
+        """The uncertainty map and PNG of ``--qc``, and the record's ``qc`` field (``None`` without QC)."""
+        if not run_qc:
+            return {"qc": None}
+        qc = quality_check(
+            method, lr, sr, zoom, output_path, acquisition_overrides=acquisition_overrides, inputs=[input_path]
+        )
+        return {"qc": qc}
+
+    return write_with_sidecar(sr, output_path, record, inputs=[input_path], side_outputs=qc_outputs)
