@@ -16,7 +16,6 @@ evaluation. The derived manifest lists the derived scans with the source rows' o
 
 from __future__ import annotations
 
-import datetime
 import os
 import zlib
 from pathlib import Path
@@ -27,8 +26,8 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import RandBiasField
 
-from pipeline.inference.sidecar import sidecar_path, software_versions
-from pipeline.io import atomic_write_json, atomic_write_text, check_outputs, load_mask, load_volume, save_nifti
+from pipeline.inference.sidecar import write_with_sidecar
+from pipeline.io import atomic_write_text, check_outputs, load_mask, load_volume
 from pipeline.manifests import row_path
 from pipeline.transforms.domain import invert_inside
 from pipeline.transforms.label_contrast import CONTRASTS, LabelContrast
@@ -82,18 +81,8 @@ def synthesize_contrast_file(
         transform = LabelContrast(contrast)
         transform.set_random_state(seed=scan_seed)
         image = transform(labels, load_mask(mask, labels) if uses_mask else None)
-    sidecar_path(output_path).unlink(missing_ok=True)
-    save_nifti(image, output_path, inputs=inputs)
-    record = {
-        "status": "complete",
-        "contrast": contrast,
-        "source": str(Path(source).resolve()),
-        "seed": seed,
-        "software": software_versions(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    atomic_write_json(sidecar_path(output_path), record)
-    return record
+    record = {"contrast": contrast, "source": str(Path(source).resolve()), "seed": seed}
+    return write_with_sidecar(image, output_path, record, inputs=inputs)
 
 
 def derived_manifest(table: pd.DataFrame, outputs: dict[str, Path], contrast: str, path: str | os.PathLike) -> Path:
