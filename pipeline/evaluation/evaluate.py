@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 import torch
 from monai.data import MetaTensor
-from monai.transforms import Compose
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
@@ -49,15 +48,14 @@ from pipeline.evaluation.outputs import (
 from pipeline.evaluation.sharpness import relative_sharpness
 from pipeline.evaluation.shards import read_evaluation_shard, shard_is_reusable, write_evaluation_shard
 from pipeline.inference import make_baseline
-from pipeline.io import check_output_folder, load_mask, load_volume, save_nifti
+from pipeline.io import check_output_folder, load_volume, save_nifti
 from pipeline.manifests import read_manifest, row_path, scan_id
-from pipeline.protocols import Protocol, crop_to_multiple, get_protocol
+from pipeline.pairs import brain_mask, degraded_pair
+from pipeline.protocols import Protocol, get_protocol
 from pipeline.qc import qc_measures
 from pipeline.qc.figure import plane_names
 from pipeline.sharding import Shard, start_shard
 from pipeline.training.adaptation import load_adaptable_method
-from pipeline.transforms.brain_crop import brain_crops
-from pipeline.transforms.brain_mask import BrainMask
 from pipeline.transforms.grid import as_numpy_affine, spacing_from_affine
 
 __all__ = ["PER_SCAN_COLUMNS", "EvaluationResult", "evaluate_cohort"]
@@ -95,18 +93,6 @@ def _load_methods(
     return loaded
 
 
-def _load_mask(row: pd.Series, hr: torch.Tensor) -> tuple[np.ndarray, str]:
-    """The (X, Y, Z) boolean brain mask of a row (checked against the HR grid) and where it came from."""
-    path = row_path(row, "mask")
-    if path is None:
-        warnings.warn(
-            f"{row['scan_id']}: no mask in the manifest; computing the brain mask from the HR with BrainMask",
-            stacklevel=3,
-        )
-        return BrainMask(dtype=torch.bool)(hr)[0].numpy(), "BrainMask"
-    return load_mask(path, hr)[0].numpy(), "manifest"  # checked: shape, grid, not empty (all-ones is valid)
-
-
 def _slice(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
     return np.take(volume, index, axis=axis).astype(np.float32)
 
@@ -134,31 +120,8 @@ def _panel_for(
     )
 
 
-def _crop_hr_and_mask(
-    hr_full: MetaTensor,
-    mask_full: np.ndarray,
-    zoom: Sequence[float],
-    crop_to_mask: bool,
-    extras: dict[str, np.ndarray] | None = None,
-) -> tuple[MetaTensor, np.ndarray, dict[str, np.ndarray]]:
-    """HR (1, X, Y, Z), (X, Y, Z) mask and (X, Y, Z) ``extras`` (label maps on the HR grid) cropped alike
-    to multiples of the zoom (and to the brain if asked)."""
-    extras = extras or {}
-    if not crop_to_mask:
-        hr = crop_to_multiple(hr_full, zoom)
-        crop = {k: crop_to_multiple(torch.from_numpy(v)[None], zoom)[0].numpy() for k, v in extras.items()}
-        return hr, crop_to_multiple(torch.from_numpy(mask_full)[None], zoom)[0].numpy(), crop
-    data = {
-        "hr": hr_full,
-        "mask": MetaTensor(torch.from_numpy(mask_full.astype(np.uint8))[None], affine=hr_full.affine),
-    }
-    data.update({k: MetaTensor(torch.from_numpy(v)[None], affine=hr_full.affine) for k, v in extras.items()})
-    cropped = Compose(brain_crops(zoom, crop_to_mask=True, keys=list(data)))(data)
-    return cropped["hr"], cropped["mask"][0].numpy() > 0, {k: cropped[k][0].numpy() for k in extras}
-
-
-def _label_maps(row: pd.Series, hr: MetaTensor, checks: Sequence[str]) -> dict[str, np.ndarray]:
-    """The (X, Y, Z) label maps the downstream checks need: ``labels`` and ``tissue_labels`` (when present)."""
+def _label_maps(row: pd.Series, hr: MetaTensor, checks: Sequence[str]) -> dict[str, torch.Tensor]:
+    """The (1, X, Y, Z) int32 label maps the downstream checks need: ``labels`` and ``tissue_labels`` (when present)."""
     wanted = (["labels"] if "labels" in checks else []) + (["tissue_labels"] if "tissue" in checks else [])
     maps = {}
     for column in wanted:
@@ -172,7 +135,7 @@ def _label_maps(row: pd.Series, hr: MetaTensor, checks: Sequence[str]) -> dict[s
             )
         if not np.allclose(as_numpy_affine(volume.affine), as_numpy_affine(hr.affine), atol=_AFFINE_TOLERANCE_MM):
             raise ValueError(f"{path}: {column} is not on the HR grid (affines differ)")
-        maps[column] = np.rint(volume[0].numpy()).astype(np.int32)
+        maps[column] = torch.from_numpy(np.rint(volume.numpy()).astype(np.int32))
     return maps
 
 
@@ -218,12 +181,16 @@ def _evaluate_scan(
     """Score every method on one manifest row; a failing method is recorded, the others go on."""
     sid = scan_id(row)
     hr_full = load_volume(row["hr"])
-    mask_full, mask_source = _load_mask(row, hr_full)
-    zoom = list(protocol.zoom_for(spacing_from_affine(hr_full.affine)))
-    hr, mask, maps = _crop_hr_and_mask(hr_full, mask_full, zoom, crop_to_mask, _label_maps(row, hr_full, downstream))
-    if not mask.any():
-        raise ValueError(f"{sid}: the brain mask is empty")
-    lr = protocol.degrade(hr)
+    mask_full, mask_source = brain_mask(hr_full, row_path(row, "mask"), sid)
+    try:
+        pair = degraded_pair(
+            protocol, hr_full, mask_full, crop_to_mask=crop_to_mask, extras=_label_maps(row, hr_full, downstream)
+        )
+    except ValueError as err:
+        raise ValueError(f"{sid}: {err}") from None
+    lr, hr, zoom = pair.lr, pair.hr, list(pair.zoom)
+    mask = pair.mask[0].numpy()
+    maps = {k: v[0].numpy() for k, v in pair.extras.items()}
     hr_array = hr[0].numpy()
     value_range = data_range(hr_array, mask)
     panel = _panel_for(hr, lr, mask, protocol, zoom, sid) if want_panel else None

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
-from pipeline.transforms.grid import zoomed_affine
+from pipeline.transforms.grid import integer_zoom, zoomed_affine
 
 __all__ = ["zero_filled_upsample", "zero_fill_array"]
 
@@ -45,9 +45,7 @@ def zero_fill_array(volume: torch.Tensor, zoom: Sequence[int]) -> torch.Tensor:
         float32 tensor of shape (X·zx, Y·zy, Z·zz): magnitude of the inverse FFT of the
         zero-padded, phase-corrected spectrum, in the input's intensity units.
     """
-    zoom_int = [int(round(z)) for z in zoom]
-    if any(z < 1 or not np.isclose(z, zz) for z, zz in zip(zoom_int, zoom)):
-        raise ValueError(f"zero-filled k-space upsampling needs integer zoom factors >= 1, got {tuple(zoom)}")
+    zoom_int = integer_zoom(zoom, "zero-filled k-space upsampling")
     axes = [a for a, z in enumerate(zoom_int) if z > 1]
     spectrum = torch.fft.fftn(volume.to(torch.float64), dim=axes) if axes else volume.to(torch.complex128)
     for axis in axes:

@@ -47,13 +47,15 @@ def scan_records(
     """The ``split`` rows of a manifest as ``{"scan_id", "subject_id", "hr", "mask"}`` dicts (absolute paths).
 
     Args:
-        manifest: CSV manifest (``data_manifests/README.md``); rows need ``hr`` and ``mask``.
+        manifest: CSV manifest (``data_manifests/README.md``); rows need ``hr``; an empty ``mask`` is
+            computed from the HR with ``BrainMask`` when loaded, as in ``mrisr evaluate``
+            (:func:`pipeline.pairs.brain_mask`).
         split: "train", "val" or "test".
         data_root: folder that relative paths resolve against (default: the manifest's folder).
         max_scans: keep only the first ``max_scans`` rows (quick runs); ``None`` keeps all.
         with_labels: also ``"labels"``, the anatomical label map, for rows that have one.
     """
-    table = read_manifest(manifest, data_root=data_root, split=split, require=("hr", "mask"))
+    table = read_manifest(manifest, data_root=data_root, split=split, require=("hr",))
     if max_scans is not None:
         if max_scans < 1:
             raise ValueError(f"max_scans must be >= 1 or None, got {max_scans}")

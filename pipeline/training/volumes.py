@@ -25,9 +25,10 @@ from monai.transforms import MapTransform
 from pipeline.inference.baselines import make_baseline
 from pipeline.inference.network_method import UPSAMPLING_MODES, to_network_input
 from pipeline.scaling import robust_intensity_scale
-from pipeline.io import load_mask, load_volume
-from pipeline.protocols import Protocol, crop_to_multiple, get_protocol
-from pipeline.transforms.grid import spacing_from_affine
+from pipeline.io import load_volume
+from pipeline.pairs import brain_mask, degraded_pair
+from pipeline.protocols import Protocol, get_protocol
+from pipeline.transforms.grid import integer_zoom
 
 __all__ = [
     "UPSAMPLING_MODES",
@@ -43,10 +44,7 @@ def input_zoom(zoom: Sequence[float], upsampling: str) -> tuple[int, int, int]:
     """HR voxels per network-input voxel: the protocol's (integer) zoom for "network", else all ones."""
     if upsampling != "network":
         return (1, 1, 1)
-    rounded = tuple(int(round(z)) for z in zoom)
-    if len(rounded) != 3 or any(r < 1 or abs(r - z) > 1e-6 for r, z in zip(rounded, zoom)):
-        raise ValueError(f"a network that upsamples needs an integer zoom >= 1 per axis, got {tuple(zoom)}")
-    return rounded  # type: ignore[return-value]
+    return integer_zoom(zoom, "a network that upsamples")  # type: ignore[return-value]
 
 
 class LoadVolumed(MapTransform):
@@ -54,7 +52,9 @@ class LoadVolumed(MapTransform):
 
     ``mask_key`` (default "mask"), when among ``keys``, is read with :func:`pipeline.io.load_mask`
     against the first other key's volume instead: checked to lie on that volume's grid (shape and
-    affine) and to be non-empty (an all-ones mask is valid); returned as float32 0/1.
+    affine) and to be non-empty (an all-ones mask is valid); returned as float32 0/1. A missing mask
+    (``None``) is computed from that volume with ``BrainMask``, with a warning, as ``mrisr evaluate``
+    does (:func:`pipeline.pairs.brain_mask`).
     """
 
     def __init__(self, keys: KeysCollection, mask_key: str = "mask", allow_missing_keys: bool = False) -> None:
@@ -71,7 +71,8 @@ class LoadVolumed(MapTransform):
             image = next((d[key] for key in keys if key != self.mask_key), None)
             if image is None:
                 raise ValueError(f"{d[self.mask_key]}: a mask needs its image among the keys {keys}")
-            d[self.mask_key] = load_mask(d[self.mask_key], image).float()
+            mask, _ = brain_mask(image, d[self.mask_key], str(d.get("scan_id", image.meta.get("filename_or_obj"))))
+            d[self.mask_key] = mask.float()
         return d
 
 
@@ -130,18 +131,13 @@ class SynthesizeLRd(MapTransform):
         hr, mask = d[self.hr_key], d[self.mask_key]
         if hr.shape != mask.shape:
             raise ValueError(f"HR {tuple(hr.shape)} and mask {tuple(mask.shape)} shapes differ")
-        zoom = self.protocol.zoom_for(spacing_from_affine(hr.affine))
-        hr = crop_to_multiple(hr, zoom).float()
-        lr = self.protocol.degrade(hr, seed=self.seed)
-        expected = tuple(int(round(s / z)) for s, z in zip(hr.shape[1:], zoom))
-        if tuple(lr.shape[1:]) != expected:
-            raise ValueError(f"protocol {self.protocol.name}: LR shape {tuple(lr.shape[1:])}, expected {expected}")
-        scale = robust_intensity_scale(lr if self.scale_reference == "lr" else hr)
-        d[self.lr_key] = to_network_input(lr, zoom, self.upsampling) / scale
-        d[self.hr_key] = hr / scale
-        d[self.mask_key] = crop_to_multiple(mask, zoom) > 0
+        pair = degraded_pair(self.protocol, hr.float(), mask, seed=self.seed)
+        scale = robust_intensity_scale(pair.lr if self.scale_reference == "lr" else pair.hr)
+        d[self.lr_key] = to_network_input(pair.lr, pair.zoom, self.upsampling) / scale
+        d[self.hr_key] = pair.hr / scale
+        d[self.mask_key] = pair.mask
         d[self.scale_key] = scale
-        d[self.zoom_key] = [float(z) for z in zoom]
+        d[self.zoom_key] = list(pair.zoom)
         return d
 
 

@@ -17,7 +17,15 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-__all__ = ["as_numpy_affine", "spacing_from_affine", "zoomed_affine", "voxel_to_world", "zoomed_shape", "zoom_divisor"]
+__all__ = [
+    "as_numpy_affine",
+    "spacing_from_affine",
+    "zoomed_affine",
+    "voxel_to_world",
+    "zoomed_shape",
+    "zoom_divisor",
+    "integer_zoom",
+]
 
 
 def as_numpy_affine(affine: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -73,6 +81,18 @@ def voxel_to_world(affine: np.ndarray | torch.Tensor, ijk: np.ndarray | Sequence
     pts = np.atleast_2d(np.asarray(ijk, dtype=np.float64))
     aff = as_numpy_affine(affine)
     return pts @ aff[:3, :3].T + aff[:3, 3]
+
+
+def integer_zoom(zoom: Sequence[float], user: str) -> tuple[int, ...]:
+    """``zoom`` as whole numbers (each ≥ 1), for ``user`` (named in the error) that needs an integer zoom.
+
+    Raises:
+        ValueError: a zoom is below 1 or not within 1e-6 of a whole number.
+    """
+    rounded = tuple(int(round(z)) for z in zoom)
+    if any(r < 1 or abs(r - z) > 1e-6 for r, z in zip(rounded, zoom)):
+        raise ValueError(f"{user} needs an integer zoom >= 1 per axis, got {tuple(float(z) for z in zoom)}")
+    return rounded
 
 
 def zoom_divisor(zoom: Sequence[float]) -> list[int]:
