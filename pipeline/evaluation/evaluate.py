@@ -356,7 +356,7 @@ def _settings(
 
 def evaluate_cohort(
     manifest: str | os.PathLike,
-    protocol: str | Protocol,
+    protocol: str,
     methods: Sequence[str | Any],
     output_dir: str | os.PathLike,
     *,
@@ -378,7 +378,7 @@ def evaluate_cohort(
     Args:
         manifest: CSV manifest (``hr`` required; ``mask`` used when present, else the project's
             ``BrainMask`` of the HR, with a warning: skull-stripped or not).
-        protocol: a protocol name (see :data:`pipeline.protocols.PROTOCOLS`) or a ``Protocol``.
+        protocol: a protocol name (see :func:`pipeline.protocols.get_protocol`), resolved here once.
         methods: baseline names, bundle names/folders, or SR callables
             ``sr = method(lr, zoom)`` with ``.name`` (and ``.last_runtime_s``); each loaded once.
         output_dir: folder for the outputs (created; files in it are replaced).
@@ -427,7 +427,7 @@ def evaluate_cohort(
         ...                          ["linear", "cubic", "kspace_zero_filled"], "eval/kspace")
         >>> result.summary[["method", "psnr_mean", "p_psnr_vs_cubic"]]
     """
-    proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
+    proto = get_protocol(protocol)
     check_downstream(downstream, tissue_contrast)
     check_output_folder(output_dir)  # an unwritable folder fails now, not after every scan is scored
     table = read_manifest(manifest, data_root=data_root, split=split, require=("hr",))

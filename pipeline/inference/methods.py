@@ -19,6 +19,8 @@ from monai.data import MetaTensor
 from pipeline.inference.baselines import BASELINE_NAMES, make_baseline
 from pipeline.inference.bundle_dirs import BUNDLES_DIR, bundle_search_path, check_bundle_dir, find_bundle, found_bundles
 from pipeline.inference.device import resolve_device
+from pipeline.protocols import Protocol as PipelineProtocol
+from pipeline.protocols import get_protocol
 
 __all__ = [
     "SRMethod",
@@ -63,6 +65,17 @@ def load_weights(
 def bundle_metadata(bundle_root: str | os.PathLike) -> dict[str, Any]:
     """The bundle's ``configs/metadata.json``."""
     return json.loads((Path(bundle_root) / "configs" / "metadata.json").read_text(encoding="utf-8"))
+
+
+def bundle_protocol(method: Any) -> PipelineProtocol | None:
+    """The degradation protocol a bundle-loaded method was trained on (its metadata's ``degradation_protocol``).
+
+    ``None`` for a method not loaded from a bundle or a bundle that names no protocol. The one place that
+    turns a bundle's protocol name into a :class:`~pipeline.protocols.Protocol` (QC and ``--adapt`` use it).
+    """
+    info = getattr(method, "bundle_info", None) or {}
+    name = bundle_metadata(info["path"]).get("degradation_protocol") if info.get("path") else None
+    return get_protocol(name) if name else None
 
 
 def bundle_info(bundle_root: str | os.PathLike) -> dict[str, Any]:

@@ -22,10 +22,9 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
-from pipeline.inference.methods import bundle_metadata
+from pipeline.inference.methods import bundle_protocol
 from pipeline.inference.network_method import NetworkSR
 from pipeline.inference.through_plane import ThroughPlaneSR, input_acquisition
-from pipeline.protocols import get_protocol
 
 __all__ = ["ForwardModel", "data_consistency", "forward_model"]
 
@@ -61,13 +60,9 @@ def forward_model(
             "axis": thick,
         }
         return acquisition.transform(), description
-    info = getattr(inner, "bundle_info", None) or {}
-    if not isinstance(inner, NetworkSR) or not info.get("path"):
+    protocol = bundle_protocol(inner) if isinstance(inner, NetworkSR) else None
+    if protocol is None:
         return None
-    name = bundle_metadata(info["path"]).get("degradation_protocol")
-    if not name:
-        return None
-    protocol = get_protocol(name)
     if not np.allclose(protocol.zoom, zoom, atol=1e-6):
         return None
     return protocol.make_transform(), {"model": "protocol", "protocol": protocol.name}

@@ -40,11 +40,11 @@ from monai.data import MetaTensor
 from pipeline.acceleration import precision_context
 from pipeline.inference.baselines import BASELINE_NAMES
 from pipeline.inference.bundle_dirs import find_bundle
-from pipeline.inference.methods import bundle_metadata, load_method
+from pipeline.inference.methods import bundle_protocol, load_method
 from pipeline.inference.network_method import NetworkSR, choose_slice_axis, to_network_input
 from pipeline.scaling import network_intensity_mapping
 from pipeline.inference.through_plane import ThroughPlaneSR, input_acquisition, simulate_thick_slices
-from pipeline.protocols import Protocol, crop_to_multiple, get_protocol
+from pipeline.protocols import Protocol, crop_to_multiple
 from pipeline.training.patches import valid_patch_starts
 from pipeline.training.volumes import input_zoom
 
@@ -133,11 +133,10 @@ def _through_plane_pairs(
 
 def _bundle_protocol(method: NetworkSR) -> Protocol:
     """The degradation protocol the bundle was trained on (its metadata's ``degradation_protocol``)."""
-    info = getattr(method, "bundle_info", None) or {}
-    name = bundle_metadata(info["path"]).get("degradation_protocol") if info.get("path") else None
-    if not name:
+    protocol = bundle_protocol(method)
+    if protocol is None:
         raise ValueError(f"{method.name}: adaptation needs the bundle's degradation_protocol (configs/metadata.json)")
-    return get_protocol(name)
+    return protocol
 
 
 def _in_plane_pairs(

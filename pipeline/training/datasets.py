@@ -200,12 +200,12 @@ def validation_dataset(
     and shifted inputs alike. Each must have the zoom of ``protocol`` (one network input grid).
     """
     records = scan_records(manifest, split, data_root=data_root, max_scans=max_scans)
-    zoom = get_protocol(protocol).zoom
+    protocols = [get_protocol(name) for name in (protocol, *extra_protocols)]
+    zoom = protocols[0].zoom
     parts = []
-    for name in (protocol, *extra_protocols):
-        proto = get_protocol(name)
+    for number, proto in enumerate(protocols):
         if tuple(proto.zoom) != tuple(zoom):
-            raise ValueError(f"validation protocol {name!r} has zoom {proto.zoom}, {protocol!r} has {zoom}")
+            raise ValueError(f"validation protocol {proto.name!r} has zoom {proto.zoom}, {protocol!r} has {zoom}")
         transform = Compose(
             [
                 LoadVolumed(["hr", "mask"]),
@@ -214,7 +214,7 @@ def validation_dataset(
                 BaselineSRd(proto.zoom, baseline),
             ]
         )
-        suffix = "" if name == protocol else f"@{name}"
+        suffix = "" if number == 0 else f"@{proto.name}"
         items = [{**record, "scan_id": f"{record['scan_id']}{suffix}"} for record in records]
         parts.append(
             CacheDataset(

@@ -27,7 +27,7 @@ from pipeline.inference.network_method import UPSAMPLING_MODES, to_network_input
 from pipeline.scaling import robust_intensity_scale
 from pipeline.io import load_volume
 from pipeline.pairs import brain_mask, degraded_pair
-from pipeline.protocols import Protocol, get_protocol
+from pipeline.protocols import Protocol
 from pipeline.transforms.grid import integer_zoom
 
 __all__ = [
@@ -84,7 +84,7 @@ class SynthesizeLRd(MapTransform):
     divide LR and HR by one robust maximum (see the module docstring).
 
     Args:
-        protocol: a protocol name (``pipeline.protocols.PROTOCOLS``) or a :class:`Protocol`.
+        protocol: the degradation (names are resolved at the boundary: ``get_protocol`` in the dataset builders).
         upsampling: the network's input grid, as ``NetworkSR.upsampling``: "network" keeps the LR grid
             (also used for validation, where ``NetworkSR`` does the upsampling itself).
         scale_reference: "lr" (the LR volume's robust maximum, as ``NetworkSR`` does) or "hr".
@@ -103,7 +103,7 @@ class SynthesizeLRd(MapTransform):
 
     def __init__(
         self,
-        protocol: str | Protocol,
+        protocol: Protocol,
         upsampling: str,
         *,
         scale_reference: Literal["lr", "hr"] = "lr",
@@ -119,7 +119,7 @@ class SynthesizeLRd(MapTransform):
             raise ValueError(f"upsampling must be one of {UPSAMPLING_MODES}, got {upsampling!r}")
         if scale_reference not in ("lr", "hr"):
             raise ValueError(f"scale_reference must be 'lr' or 'hr', got {scale_reference!r}")
-        self.protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
+        self.protocol = protocol
         self.upsampling = upsampling
         self.scale_reference = scale_reference
         self.hr_key, self.mask_key, self.lr_key, self.scale_key = hr_key, mask_key, lr_key, scale_key

@@ -39,7 +39,7 @@ def scan() -> dict[str, MetaTensor]:
     ],
 )
 def test_synthesize_shapes_and_scale(scan, protocol, upsampling, lr_shape):
-    out = SynthesizeLRd(protocol, upsampling)(scan)
+    out = SynthesizeLRd(get_protocol(protocol), upsampling)(scan)
     hr_shape = tuple(n - n % int(z) for n, z in zip((25, 28, 20), get_protocol(protocol).zoom))
     assert tuple(out["lr"].shape[1:]) == lr_shape
     assert tuple(out["hr"].shape[1:]) == hr_shape
@@ -52,7 +52,7 @@ def test_synthesize_shapes_and_scale(scan, protocol, upsampling, lr_shape):
 
 
 def test_scale_reference_hr(scan):
-    out = SynthesizeLRd("bicubic-x2", "cubic", scale_reference="hr")(scan)
+    out = SynthesizeLRd(get_protocol("bicubic-x2"), "cubic", scale_reference="hr")(scan)
     assert out["scale"] == pytest.approx(robust_intensity_scale(scan["hr"][:, :24]))
     assert float(np.percentile(out["hr"][out["hr"] > 0].numpy(), 99.5)) == pytest.approx(1.0, rel=1e-5)
 
@@ -73,20 +73,18 @@ def test_input_zoom():
 
 
 def test_baseline(scan):
-    out = BaselineSRd((2, 2, 1), "cubic")(SynthesizeLRd("bicubic-x2", "network")(scan))
+    out = BaselineSRd((2, 2, 1), "cubic")(SynthesizeLRd(get_protocol("bicubic-x2"), "network")(scan))
     assert tuple(out["baseline"].shape[1:]) == tuple(out["hr"].shape[1:])
 
 
 def test_ill_arg(scan):
     with pytest.raises(ValueError):
-        SynthesizeLRd("bicubic-x2", "bilinear")
+        SynthesizeLRd(get_protocol("bicubic-x2"), "bilinear")
     with pytest.raises(ValueError):
-        SynthesizeLRd("bicubic-x2", "cubic", scale_reference="max")
-    with pytest.raises(ValueError):
-        SynthesizeLRd("no-such-protocol", "cubic")
+        SynthesizeLRd(get_protocol("bicubic-x2"), "cubic", scale_reference="max")
     bad = dict(scan, mask=scan["mask"][:, :-1])
     with pytest.raises(ValueError, match="shapes differ"):
-        SynthesizeLRd("bicubic-x2", "cubic")(bad)
+        SynthesizeLRd(get_protocol("bicubic-x2"), "cubic")(bad)
 
 
 def test_training_dataset(synthetic_manifest):
