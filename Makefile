@@ -13,7 +13,7 @@ install:
 
 demo: install
 	@echo "mrisr: running the demo into $(DEMO_OUT) (about 3 min on 2 CPU cores)"
-	$(PYTHON) -m pipeline demo --output $(DEMO_OUT)
+	$(PYTHON) -m pipeline demo --output-dir $(DEMO_OUT)
 
 test: install
 	$(PYTHON) -m ruff check .

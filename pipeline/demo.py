@@ -41,11 +41,13 @@ from pipeline.io import atomic_path, atomic_write_text, load_volume, save_nifti 
 from pipeline.protocols import PROTOCOLS, get_protocol  # noqa: E402
 from pipeline.transforms import BrainMask, N4BiasFieldCorrection, NormalizeIntensityInMask  # noqa: E402
 
-__all__ = ["DEMO_SLAB_SLICES", "brain_slab", "fetch_mni152", "run_demo"]
+__all__ = ["DEMO_SLAB_SLICES", "MIN_SLAB_SLICES", "brain_slab", "fetch_mni152", "run_demo"]
 
 ALWAYS_EVALUATED = ("kspace-2x2", "bicubic-x2")
 DEMO_SLAB_SLICES = 24
 """1 mm slices of the MNI152 template the demo's SR step runs on, across each protocol's undegraded axis."""
+MIN_SLAB_SLICES = 16
+"""The thinnest slab every protocol runs on: SSIM's 11-voxel window, and 4 LR slices of thick-4mm."""
 _AXIS_NAMES = {0: "sagittal", 1: "coronal", 2: "axial"}
 
 
@@ -186,8 +188,13 @@ def run_demo(
         output_dir: the demo's folder.
         device: device for the networks.
         precision: the networks' precision (default: each bundle's, auto).
-        slab_slices: axial slices of the SR step's slab (0 = the whole template).
+        slab_slices: axial slices of the SR step's slab (0 = the whole template, else ≥ :data:`MIN_SLAB_SLICES`).
+
+    Raises:
+        ValueError: ``slab_slices`` is between 1 and ``MIN_SLAB_SLICES - 1`` (or negative).
     """
+    if slab_slices < 0 or 0 < slab_slices < MIN_SLAB_SLICES:
+        raise ValueError(f"the slab needs 0 (whole template) or at least {MIN_SLAB_SLICES} slices, got {slab_slices}")
     from pipeline.evaluation import evaluate_cohort
 
     out = Path(output_dir)

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from pipeline.cli.common import add_precision_argument
-from pipeline.demo import DEMO_SLAB_SLICES
+from pipeline.cli.common import add_precision_argument, fail
+from pipeline.demo import DEMO_SLAB_SLICES, MIN_SLAB_SLICES
 
 __all__ = ["add_parser"]
 
@@ -15,7 +16,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo", help="run preprocessing, LR synthesis and SR with every bundle on the MNI152 template"
     )
-    parser.add_argument("--output", default="demo_output", help="output folder (default demo_output)")
+    parser.add_argument("--output-dir", default="demo_output", help="output folder (default demo_output)")
+    parser.add_argument("--output", dest="deprecated_output", help=argparse.SUPPRESS)  # old name; removed in 0.2
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda:0...")
     add_precision_argument(parser)
     parser.add_argument(
@@ -23,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=DEMO_SLAB_SLICES,
         help=f"axial slices of the template the SR step runs on (default {DEMO_SLAB_SLICES}: a few minutes on 2 CPU "
-        "cores; 0 = the whole template)",
+        f"cores; 0 = the whole template; else at least {MIN_SLAB_SLICES})",
     )
     parser.set_defaults(func=run)
 
@@ -31,5 +33,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
-    run_demo(args.output, device=args.device, precision=args.precision, slab_slices=args.slab)
+    if args.deprecated_output is not None:
+        print("mrisr: --output is deprecated for demo, use --output-dir", file=sys.stderr)
+        args.output_dir = args.deprecated_output
+    if args.slab < 0 or 0 < args.slab < MIN_SLAB_SLICES:
+        return fail(f"--slab needs 0 (the whole template) or at least {MIN_SLAB_SLICES} slices, got {args.slab}")
+    run_demo(args.output_dir, device=args.device, precision=args.precision, slab_slices=args.slab)
     return 0
