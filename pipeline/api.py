@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
+from pipeline.deprecation import renamed_to_zoom
 from pipeline.inference import load_method, super_resolve_volume
 from pipeline.io import load_volume, nifti_image, volume_from_array
 
@@ -46,15 +47,17 @@ def _tensor_volume(image: MetaTensor) -> MetaTensor:
     return volume_from_array(data, image.affine, **codes)
 
 
+@renamed_to_zoom("scale")
 def super_resolve(
     image: ImageLike,
     method: str | Any = "rrlsrn",
     *,
     device: str | torch.device = "auto",
-    scale: Sequence[float] | None = None,
+    zoom: Sequence[float] | None = None,
     target_spacing: Sequence[float] | None = None,
     precision: str | None = None,
     bundle_dir: str | os.PathLike | None = None,
+    scale: Sequence[float] | None = None,
 ) -> nib.Nifti1Image | MetaTensor:
     """Super-resolve one volume in memory, with the right affine and in the input's intensity units.
 
@@ -66,13 +69,15 @@ def super_resolve(
             it to every call of a loop).
         device: where a bundle runs when ``method`` is a name: ``"auto"`` (a GPU when there is one),
             ``"cpu"``, ``"cuda:0"``...
-        scale: output voxels per input voxel along each axis (3 values), e.g. ``(2, 2, 1)``.
-        target_spacing: output spacing in mm (3 values), instead of ``scale``.
+        zoom: output voxels per input voxel along each axis (3 values, MONAI's ``Zoom`` sense), e.g.
+            ``(2, 2, 1)``.
+        target_spacing: output spacing in mm (3 values), instead of ``zoom``.
         precision: a bundle's numerical precision (``"auto"``, ``"fp32"``, ``"bf16"``, ``"fp16"``;
             default the bundle's).
         bundle_dir: a folder of bundles searched first for a bundle name.
+        scale: deprecated alias of ``zoom`` (removed in 0.2.0).
 
-        Without ``scale`` or ``target_spacing`` the zoom comes, as in ``mrisr infer``, from a path's
+        Without ``zoom`` or ``target_spacing`` the zoom comes, as in ``mrisr infer``, from a path's
         degradation sidecar (``mrisr degrade``), else from the method's own rule (``thick_slice``:
         isotropic from the header); a baseline or an in-plane bundle then raises a ``ValueError``.
 
@@ -80,7 +85,7 @@ def super_resolve(
         A path or a nibabel image gives a ``nibabel.Nifti1Image`` (float32, the input's qform/sform
         codes; nothing is written: ``nib.save`` it); a ``MetaTensor`` gives a ``MetaTensor`` of the
         input's rank. Either way the affine is the zoomed grid's: the same field of view in world
-        coordinates, voxels ``1 / scale`` times the input's.
+        coordinates, voxels ``1 / zoom`` times the input's.
 
     Raises:
         ValueError: an unknown method, no usable zoom, or an unusable volume (naming it);
@@ -90,15 +95,16 @@ def super_resolve(
 
         >>> import nibabel as nib
         >>> from pipeline import super_resolve
-        >>> sr = super_resolve("sub-01_T1w_lr.nii.gz", method="rrlsrn", scale=(2, 2, 1))
+        >>> sr = super_resolve("sub-01_T1w_lr.nii.gz", method="rrlsrn", zoom=(2, 2, 1))
         >>> sr.shape, sr.header.get_zooms()
         ((182, 218, 91), (1.0, 1.0, 2.0))
         >>> nib.save(sr, "sub-01_T1w_sr.nii.gz")
-        >>> thick = super_resolve(nib.load("sub-01_FLAIR.nii.gz"), method="thick_slice")  # scale from the header
+        >>> thick = super_resolve(nib.load("sub-01_FLAIR.nii.gz"), method="thick_slice")  # zoom from the header
         >>> from pipeline.inference import load_method
         >>> srcnn = load_method("srcnn", device="cpu")  # loaded once for a loop
-        >>> outputs = [super_resolve(volume, srcnn, scale=(2, 2, 1)) for volume in volumes]  # MetaTensors in, out
+        >>> outputs = [super_resolve(volume, srcnn, zoom=(2, 2, 1)) for volume in volumes]  # MetaTensors in, out
     """
+    zoom = zoom if scale is None else scale
     if isinstance(image, MetaTensor):
         lr, source = _tensor_volume(image), None
     elif isinstance(image, nib.spatialimages.SpatialImage):
@@ -109,7 +115,7 @@ def super_resolve(
         raise TypeError(f"image: expected a path, a nibabel image or a MetaTensor, got {type(image).__name__}")
     if isinstance(method, str):
         method = load_method(method, device=device, precision=precision, bundles_dir=bundle_dir)
-    sr, _, _ = super_resolve_volume(method, lr, source=source, scale=scale, target_spacing=target_spacing)
+    sr, _, _ = super_resolve_volume(method, lr, source=source, zoom=zoom, target_spacing=target_spacing)
     if isinstance(image, MetaTensor):
         return sr if image.ndim == 4 else sr[0]
     return nifti_image(sr)

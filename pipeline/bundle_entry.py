@@ -26,6 +26,7 @@ import torch
 
 from pipeline.acceleration import configure_process
 from pipeline.cli.common import fail
+from pipeline.deprecation import renamed_to_zoom
 from pipeline.inference.device import resolve_device
 from pipeline.inference.methods import load_weights
 from pipeline.inference.run import super_resolve_file
@@ -89,13 +90,16 @@ def check_network(network: torch.nn.Module, checkpoint: str | os.PathLike, devic
         load_network(network, checkpoint, device)
 
 
+@renamed_to_zoom("scale")
 def super_resolve(
     method: Any,
     input_image: str | os.PathLike | None,
     output_image: str | os.PathLike | None,
-    scale: Sequence[float] | None = None,
+    zoom: Sequence[float] | None = None,
     adapt: bool = False,
     qc: bool = False,
+    *,
+    scale: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """:func:`~pipeline.inference.super_resolve_file`, exiting with one line and code 1 on any error.
 
@@ -103,15 +107,18 @@ def super_resolve(
         method: the bundle's ``sr_method``.
         input_image: the LR volume (the bundle's ``input_image``; ``None`` when not given).
         output_image: the SR NIfTI to write (``output_image``; ``None`` when not given).
-        scale: output voxels per input voxel per axis (the bundle's ``scale``; ``None``: the input's
+        zoom: output voxels per input voxel per axis (the bundle's ``zoom``; ``None``: the input's
             degradation sidecar, else the method's own rule, e.g. isotropic for thick slices).
         adapt: fine-tune a copy of the weights on the input first (``--adapt true``; the default
             :class:`~pipeline.training.adaptation.AdaptationBudget`).
         qc: write the trust check beside the output (``--qc true``).
+        scale: deprecated alias of ``zoom`` (removed in 0.2.0; a bundle config of an older version says
+            ``scale=@scale``).
 
     Returns:
         The output's sidecar dict.
     """
+    zoom = zoom if scale is None else scale
     with _one_line_errors():
         configure_process()  # the bundle's entry point: threads, allocator, compile limit (see pipeline.acceleration)
         if input_image is None:
@@ -119,4 +126,4 @@ def super_resolve(
         if output_image is None:
             raise ValueError(f"{input_image}: give --output_image (where to write the result, .nii or .nii.gz)")
         runner = AdaptedSR(method) if adapt else method
-        return super_resolve_file(runner, input_image, output_image, scale=scale, qc=qc)
+        return super_resolve_file(runner, input_image, output_image, zoom=zoom, qc=qc)

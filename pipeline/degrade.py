@@ -50,7 +50,7 @@ def degrade_file(
     """Apply an LR-synthesis ``transform`` to ``input_path`` and write ``output_path`` (NIfTI).
 
     The output path is checked first (:func:`~pipeline.io.check_outputs`). The JSON sidecar
-    beside the output holds the transform's ``meta["degradation"]`` record (method, factors,
+    beside the output holds the transform's ``meta["degradation"]`` record (method, zoom,
     axes, grids, spacings), which ``mrisr infer`` reads to choose the SR grid. Random transforms
     are seeded with ``seed``. Returns the sidecar dict.
 

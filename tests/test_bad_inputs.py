@@ -45,7 +45,7 @@ from tests.conftest import REPO_ROOT, blob_volume
 from tests.utils import write_manifest, write_nifti
 
 SRCNN_BUNDLE = REPO_ROOT / "bundles" / "srcnn"
-CUBIC_X2 = ["--method", "cubic", "--scale", "2", "2", "1"]
+CUBIC_X2 = ["--method", "cubic", "--zoom", "2", "2", "1"]
 COMMANDS = [["infer", *CUBIC_X2], ["degrade", "--protocol", "blur-x2"], ["preprocess", "--no-n4"]]
 COMMAND_IDS = ["infer", "degrade", "preprocess"]
 
@@ -134,7 +134,7 @@ def test_infer_negative_volume_keeps_its_units(tmp_path: Path) -> None:
     for name, data in (("positive", positive), ("negative", positive * factor - 300.0)):
         source = write_nifti(tmp_path / f"{name}.nii.gz", data, dtype=np.float32)
         out = tmp_path / f"sr_{name}.nii.gz"
-        args = ["infer", str(source), "-o", str(out), "--method", "srcnn", "--scale", "2", "2", "1"]
+        args = ["infer", str(source), "-o", str(out), "--method", "srcnn", "--zoom", "2", "2", "1"]
         assert main([*args, "--device", "cpu", "--precision", "fp32"]) == 0
         sr[name] = np.asanyarray(nib.load(str(out)).dataobj)
     negative_input = positive * factor - 300.0
@@ -184,21 +184,21 @@ def test_resume_redoes_outputs_made_otherwise_or_truncated(tmp_path: Path, capsy
         assert main([*base, *extra]) == 0
         return capsys.readouterr().out
 
-    assert "2 done, 0 skipped" in run("--scale", "2", "2", "1")
-    assert "0 done, 2 skipped" in run("--scale", "2", "2", "1")
-    assert "2 done, 0 skipped" in run("--scale", "3", "3", "1")  # other parameters: redone
+    assert "2 done, 0 skipped" in run("--zoom", "2", "2", "1")
+    assert "0 done, 2 skipped" in run("--zoom", "2", "2", "1")
+    assert "2 done, 0 skipped" in run("--zoom", "3", "3", "1")  # other parameters: redone
     assert nib.load(str(out / "s0_sr-linear.nii.gz")).shape == (24, 30, 6)
     sidecar = out / "s1_sr-linear.json"
     record = json.loads(sidecar.read_text())
     sidecar.write_text(json.dumps({**record, "precision": "bf16", "device": "cuda:0"}))  # another machine
-    assert "0 done, 2 skipped" in run("--scale", "3", "3", "1")
+    assert "0 done, 2 skipped" in run("--zoom", "3", "3", "1")
     other_bundle = {**record["parameters"], "bundle": {"name": "x", "version": "0.0.1"}}
     sidecar.write_text(json.dumps({**record, "parameters": other_bundle}))
     image = out / "s0_sr-linear.nii.gz"
     image.write_bytes(image.read_bytes()[: image.stat().st_size // 2])  # truncated by hand, sidecar intact
-    assert "2 done, 0 skipped" in run("--scale", "3", "3", "1")
+    assert "2 done, 0 skipped" in run("--zoom", "3", "3", "1")
     assert np.asanyarray(nib.load(str(image)).dataobj).shape == (24, 30, 6)
-    assert "2 done, 0 skipped" in run("--scale", "3", "3", "1", "--overwrite")
+    assert "2 done, 0 skipped" in run("--zoom", "3", "3", "1", "--overwrite")
 
 
 def test_a_rewrite_killed_before_its_sidecar_is_not_complete(nifti_file: Path, tmp_path: Path, monkeypatch) -> None:
@@ -206,12 +206,12 @@ def test_a_rewrite_killed_before_its_sidecar_is_not_complete(nifti_file: Path, t
     import pipeline.inference.sidecar as sidecar
 
     out = tmp_path / "sr.nii.gz"
-    super_resolve_file(make_baseline("cubic"), nifti_file, out, scale=[2, 2, 1])
-    cubic = inference_parameters(make_baseline("cubic"), nifti_file, scale=[2, 2, 1])
+    super_resolve_file(make_baseline("cubic"), nifti_file, out, zoom=[2, 2, 1])
+    cubic = inference_parameters(make_baseline("cubic"), nifti_file, zoom=[2, 2, 1])
     assert output_is_complete(out, cubic)
     monkeypatch.setattr(sidecar, "atomic_write_json", _raises(KeyboardInterrupt()))  # killed after the image
     with pytest.raises(KeyboardInterrupt):
-        super_resolve_file(make_baseline("linear"), nifti_file, out, scale=[2, 2, 1])
+        super_resolve_file(make_baseline("linear"), nifti_file, out, zoom=[2, 2, 1])
     assert out.exists() and not output_is_complete(out, cubic)
 
 
@@ -349,7 +349,7 @@ def test_singular_affine_is_rejected_at_load(tmp_path: Path, command: list[str],
 @pytest.mark.parametrize("device", ["tpu9", "cuda:0" if not torch.cuda.is_available() else "cuda:99", "cuda:x"])
 @pytest.mark.parametrize("method", ["srcnn", "cubic"])
 def test_unknown_or_absent_device(nifti_file: Path, tmp_path: Path, device: str, method: str, capsys) -> None:
-    args = ["infer", str(nifti_file), "-o", str(tmp_path / "sr.nii.gz"), "--method", method, "--scale", "2", "2", "1"]
+    args = ["infer", str(nifti_file), "-o", str(tmp_path / "sr.nii.gz"), "--method", method, "--zoom", "2", "2", "1"]
     assert main([*args, "--device", device]) == 1
     _error_line(capsys, device)
 
@@ -396,7 +396,7 @@ def test_no_computation_before_the_output_check(nifti_file: Path, tmp_path: Path
         raise AssertionError("computed before checking the output")
 
     with pytest.raises(OutputPathError, match="must end in"):
-        super_resolve_file(never, nifti_file, tmp_path / "sr.nrrd", scale=[2, 2, 1])
+        super_resolve_file(never, nifti_file, tmp_path / "sr.nrrd", zoom=[2, 2, 1])
     with pytest.raises(OutputPathError, match="must end in"):
         degrade_file(never, nifti_file, tmp_path / "lr.mha")
 
@@ -695,16 +695,16 @@ def test_zero_target_spacing_is_named(tmp_path: Path, capsys) -> None:
     _fails_with(capsys, f"{source}: {problem}", output)
 
 
-def test_an_output_too_large_for_memory_names_the_file_and_scale(
+def test_an_output_too_large_for_memory_names_the_file_and_zoom(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     import pipeline.inference.run as run
 
     monkeypatch.setattr(run, "_physical_memory", lambda: 16 * 10**9)
     source, output = write_nifti(tmp_path / "lr.nii.gz", blob_volume((40, 40, 40))), tmp_path / "sr.nii.gz"
-    assert main(["infer", str(source), "-o", str(output), "--method", "cubic", "--scale", "100", "100", "100"]) == 1
-    size = "scale 100 x 100 x 100 gives an output of shape (4000, 4000, 4000) (256.0 GB as float32)"
-    memory = "more than this machine's 16.0 GB of memory; check --scale or --target-spacing"
+    assert main(["infer", str(source), "-o", str(output), "--method", "cubic", "--zoom", "100", "100", "100"]) == 1
+    size = "zoom 100 x 100 x 100 gives an output of shape (4000, 4000, 4000) (256.0 GB as float32)"
+    memory = "more than this machine's 16.0 GB of memory; check --zoom or --target-spacing"
     _fails_with(capsys, f"{source}: {size}, {memory}", output)
 
 
@@ -718,7 +718,7 @@ class _OutOfMemory:
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory")
 
 
-def test_running_out_of_memory_names_the_file_and_scale(
+def test_running_out_of_memory_names_the_file_and_zoom(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     import pipeline.cli.infer as infer_cli
@@ -726,7 +726,7 @@ def test_running_out_of_memory_names_the_file_and_scale(
     monkeypatch.setattr(infer_cli, "load_adaptable_method", lambda *a, **k: _OutOfMemory())
     source, output = write_nifti(tmp_path / "lr.nii.gz", blob_volume((8, 8, 4))), tmp_path / "sr.nii.gz"
     assert main(["infer", str(source), "-o", str(output), *CUBIC_X2]) == 1
-    problem = "super-resolving with scale 2 x 2 x 1 to shape (16, 16, 4)"
+    problem = "super-resolving with zoom 2 x 2 x 1 to shape (16, 16, 4)"
     _fails_with(capsys, f"not enough memory: {source}: {problem}", output)
 
 

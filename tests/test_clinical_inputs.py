@@ -104,4 +104,4 @@ def test_bundle_run_reads_the_thick_axis_from_the_header(bundle: Path, tmp_path:
     workflow.initialize()
     workflow.run()
     assert nib.load(str(out)).shape == (30, 32, 40)
-    assert json.loads((tmp_path / "sr.json").read_text())["scale"] == [1.0, 1.0, 5.0]
+    assert json.loads((tmp_path / "sr.json").read_text())["zoom"] == [1.0, 1.0, 5.0]

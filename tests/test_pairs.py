@@ -39,9 +39,9 @@ def test_training_triple_is_the_evaluation_triple() -> None:
     protocol = get_protocol("bicubic-x2")
     pair = degraded_pair(protocol, hr, mask, seed=3)
     out = SynthesizeLRd(protocol, "network", scale_reference="hr", seed=3)({"hr": hr, "mask": mask.float()})
-    scale = out["scale"]
-    assert torch.allclose(out["hr"] * scale, pair.hr, atol=1e-4)
-    assert torch.allclose(out["lr"] * scale, pair.lr, atol=1e-3)
+    divisor = out["intensity_divisor"]
+    assert torch.allclose(out["hr"] * divisor, pair.hr, atol=1e-4)
+    assert torch.allclose(out["lr"] * divisor, pair.lr, atol=1e-3)
     assert torch.equal(out["mask"], pair.mask)
 
 

@@ -25,7 +25,7 @@ def test_protocol_zoom_restores_the_hr_grid(name: str) -> None:
     assert list(lr.shape[1:]) == expected
     np.testing.assert_allclose(spacing_from_affine(lr.affine), protocol.zoom, atol=1e-9)
     np.testing.assert_allclose(zoomed_affine(lr.affine, protocol.zoom), affine, atol=1e-9)
-    assert lr.meta["degradation"]["factors"] == pytest.approx(list(protocol.zoom))
+    assert lr.meta["degradation"]["zoom"] == pytest.approx(list(protocol.zoom))
     assert 0 <= protocol.slice_axis <= 2 and np.isclose(protocol.zoom[protocol.slice_axis], 1.0)
 
 

@@ -159,7 +159,7 @@ def test_bad_shard_and_single_file_shard_fail_in_one_line(tmp_path: Path, capsys
     assert err.strip().splitlines() == [message]
     lr, sr = tmp_path / "data" / "s0.nii.gz", tmp_path / "sr.nii.gz"
     single_file = ["infer", str(lr), "-o", str(sr), "--method", "cubic"]
-    assert main([*single_file, "--scale", "2", "2", "2", "--shard", "0/2"]) == 1
+    assert main([*single_file, "--zoom", "2", "2", "2", "--shard", "0/2"]) == 1
     assert "give --manifest and --output-dir" in capsys.readouterr().err
 
 
@@ -205,7 +205,7 @@ def test_two_infer_shards_write_each_output_once_and_merge_failures(tmp_path: Pa
         return real(method, source, output, **kwargs)
 
     monkeypatch.setattr(pipeline.cli.infer, "super_resolve_file", counted)
-    base = ["infer", "--manifest", str(manifest), "--column", "hr", "--method", "cubic", "--scale", "2", "2", "2"]
+    base = ["infer", "--manifest", str(manifest), "--column", "hr", "--method", "cubic", "--zoom", "2", "2", "2"]
     base.append("--no-progress")
     assert main([*base, "--output-dir", str(tmp_path / "single")]) == 1
     calls.clear()

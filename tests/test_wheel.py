@@ -68,7 +68,7 @@ def test_wheel_ships_the_bundles_and_infers_from_another_folder(tmp_path: Path) 
     nib.save(nib.Nifti1Image(blob_volume((12, 14, 6)), np.eye(4)), str(elsewhere / "lr.nii.gz"))
     env = {k: v for k, v in os.environ.items() if k != "MRISR_BUNDLE_DIR"}
     env.update(PYTHONPATH=str(site), MRISR_NUM_THREADS="1")
-    infer = ["infer", "lr.nii.gz", "-o", "sr.nii.gz", "--method", "srcnn", "--scale", "2", "2", "1", "--device", "cpu"]
+    infer = ["infer", "lr.nii.gz", "-o", "sr.nii.gz", "--method", "srcnn", "--zoom", "2", "2", "1", "--device", "cpu"]
     run([sys.executable, "-m", "pipeline", *infer], cwd=elsewhere, env=env)
     record = json.loads((elsewhere / "sr.json").read_text())
     assert record["bundle"]["path"] == str((site / "pipeline" / "bundles" / "srcnn").resolve())

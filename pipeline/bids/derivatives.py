@@ -3,7 +3,7 @@
 BIDS fields of each output's JSON sidecar.
 
 Each output's sidecar is the one :func:`~pipeline.inference.super_resolve_file` writes (method, bundle
-version, scale, QC...) with the fields BIDS asks of a derivative first: ``Description``, ``Sources`` (a
+version, zoom, QC...) with the fields BIDS asks of a derivative first: ``Description``, ``Sources`` (a
 BIDS URI ``bids:raw:<path in the input dataset>``; ``DatasetLinks`` in ``dataset_description.json`` maps
 ``raw`` to the input dataset), ``SkullStripped`` and ``Resolution`` (what ``res-hi`` means).
 """
@@ -19,7 +19,7 @@ from typing import Any
 import pipeline
 from pipeline.bids.inputs import BidsInput
 from pipeline.bids.naming import RESOLUTION_LABEL
-from pipeline.inference import read_sidecar, sidecar_path
+from pipeline.inference import read_sidecar, sidecar_path, with_zoom_key
 from pipeline.io import atomic_write_json, atomic_write_text
 
 __all__ = [
@@ -70,14 +70,14 @@ def write_bids_sidecar(output: str | os.PathLike, item: BidsInput) -> Path:
     if not record:
         raise ValueError(f"{output}: no sidecar to add the BIDS fields to")
     spacing = " x ".join(f"{s:g}" for s in record["output_spacing_mm"])
-    scale = " x ".join(f"{z:g}" for z in record["scale"])
+    zoom = " x ".join(f"{z:g}" for z in with_zoom_key(record)["zoom"])  # "scale" in an older sidecar
     method = describe_method(record["method"], record.get("bundle"))
     fields = {
         "Description": f"{item.suffix} super-resolved by mrisr with {method}",
         "Sources": [source_uri(item)],
         "SkullStripped": item.skull_stripped,
         "Resolution": {
-            RESOLUTION_LABEL: f"super-resolved: {spacing} mm voxels, the input's grid zoomed {scale} "
+            RESOLUTION_LABEL: f"super-resolved: {spacing} mm voxels, the input's grid zoomed {zoom} "
             "(output voxels per input voxel) over the same field of view"
         },
     }

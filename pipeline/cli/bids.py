@@ -132,7 +132,7 @@ def _participant(args: argparse.Namespace) -> int:
         return fail(error_message(err))
     job = InferJob(
         method,
-        scale=args.scale,
+        zoom=args.zoom,
         target_spacing=args.target_spacing,
         qc=args.qc is not False,
         downstream=args.downstream,

@@ -14,6 +14,7 @@ import pandas as pd
 
 from pipeline.acceleration import PRECISIONS
 from pipeline.cohort import CohortReport, run_cohort
+from pipeline.deprecation import ZOOM_ALIASES_REMOVED
 from pipeline.io import check_output_folder, error_message
 from pipeline.manifests import read_manifest, row_path, scan_id
 from pipeline.sharding import (
@@ -32,10 +33,12 @@ from pipeline.sharding import (
 )
 
 __all__ = [
+    "ZOOM_HELP",
     "add_bundle_dir_argument",
     "add_input_arguments",
     "add_precision_argument",
     "add_shard_argument",
+    "add_zoom_argument",
     "fail",
     "finish_shard",
     "requested_shard",
@@ -94,6 +97,49 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="numerical precision of the networks (default: the bundle's, auto = bf16/fp16 where measurably "
         "faster on this device, else fp32); recorded in each output's sidecar",
+    )
+
+
+#: What ``--zoom`` means, the first words of its help in every command.
+ZOOM_HELP = "zoom: output voxels per input voxel per axis (MONAI's Zoom)"
+
+
+class _DeprecatedAlias(argparse.Action):
+    """An option renamed to ``new``: stores into the new option's ``dest`` and prints one line on stderr."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, *, new: str, **kwargs: Any) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"mrisr: {option_string} is deprecated, use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_zoom_argument(parser: argparse.ArgumentParser, *, old: str, more_help: str = "", **kwargs: Any) -> None:
+    """``--zoom`` (``args.zoom``) and its deprecated alias ``old`` (``--scale``, ``--factors``), one or the other.
+
+    The alias takes the same values until mrisr :data:`~pipeline.deprecation.ZOOM_ALIASES_REMOVED` and prints
+    ``mrisr: <old> is deprecated, use --zoom`` on stderr. ``kwargs`` (``type``, ``nargs``, ``metavar``,
+    ``default``) go to ``--zoom``; all but ``default`` to the alias.
+    """
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--zoom", dest="zoom", help=ZOOM_HELP + more_help, **kwargs)
+    alias = {key: value for key, value in kwargs.items() if key != "default"}
+    group.add_argument(
+        old,
+        dest="zoom",
+        action=_DeprecatedAlias,
+        new="--zoom",
+        default=argparse.SUPPRESS,
+        help=f"deprecated alias of --zoom (removed in mrisr {ZOOM_ALIASES_REMOVED})",
+        **alias,
     )
 
 

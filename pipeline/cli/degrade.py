@@ -10,7 +10,7 @@ from pathlib import Path
 
 from monai.data import MetaTensor
 
-from pipeline.cli.common import add_input_arguments, fail, run_single_or_cohort
+from pipeline.cli.common import add_input_arguments, add_zoom_argument, fail, run_single_or_cohort
 from pipeline.degrade import degrade_file
 from pipeline.protocols import PROTOCOLS, get_protocol, protocol_name
 from pipeline.transforms.lr_blur import BlurDownsample
@@ -35,8 +35,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help=f"a named protocol ({', '.join(sorted(PROTOCOLS))}) or any thick-<T>mm[-gap<G>mm][-boxcar][-axis<A>]",
     )
     parser.add_argument("--model", choices=("kspace", "blur", "bicubic", "thick-slice"), help="an explicit degradation")
-    parser.add_argument(
-        "--factors", type=float, nargs="+", default=[2.0], help="factor(s) per degraded axis (default 2)"
+    add_zoom_argument(
+        parser,
+        old="--factors",
+        more_help=" that undoes the degradation (LR spacing / HR spacing), one value or one per degraded axis "
+        "(default 2)",
+        type=float,
+        nargs="+",
+        metavar="Z",
+        default=[2.0],
     )
     parser.add_argument("--axes", type=int, nargs="+", help="degraded spatial axes (0-2)")
     parser.add_argument("--grid", choices=("hr", "lr"), default="lr", help="kspace: output matrix (default lr)")
@@ -51,24 +58,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def build_transform(args: argparse.Namespace) -> Callable[[MetaTensor], MetaTensor]:
-    """The LR-synthesis transform the arguments describe (a protocol crops HR to a multiple of its factor)."""
+    """The LR-synthesis transform the arguments describe (a protocol crops HR to a multiple of its zoom)."""
     if (args.protocol is None) == (args.model is None):
         raise ValueError("give exactly one of --protocol or --model")
     if args.protocol is not None:
         return partial(get_protocol(args.protocol).degrade, seed=args.seed)
-    factors = args.factors if len(args.factors) > 1 else args.factors[0]
+    zoom = args.zoom if len(args.zoom) > 1 else args.zoom[0]
     if args.model == "kspace":
-        return KSpaceTruncation(factors, axes=args.axes or (1, 2), output_grid=args.grid)
+        return KSpaceTruncation(zoom, axes=args.axes or (1, 2), output_grid=args.grid)
     if args.model == "blur":
-        integer_factors = [int(f) for f in args.factors]
+        integer_zoom = [int(z) for z in args.zoom]
         return BlurDownsample(
-            integer_factors if len(integer_factors) > 1 else integer_factors[0],
+            integer_zoom if len(integer_zoom) > 1 else integer_zoom[0],
             axes=args.axes or (0, 1),
             noise=args.noise,
             noise_std=args.noise_std,
         )
     if args.model == "bicubic":
-        return AntialiasedResize(factors, axes=args.axes or (0, 1))
+        return AntialiasedResize(zoom, axes=args.axes or (0, 1))
     if args.thickness is None:
         raise ValueError("--model thick-slice needs --thickness (mm)")
     return ThickSlice(args.thickness, axis=args.axis, gap_mm=args.gap, profile=args.profile)

@@ -16,6 +16,7 @@ from pipeline.cli.common import (
     add_bundle_dir_argument,
     add_input_arguments,
     add_precision_argument,
+    add_zoom_argument,
     fail,
     run_single_or_cohort,
 )
@@ -49,7 +50,7 @@ class InferJob:
 
     Attributes:
         method: a loaded method (:func:`~pipeline.training.adaptation.load_adaptable_method`).
-        scale, target_spacing: as :func:`~pipeline.inference.resolve_zoom` (``None``: the input's sidecar or
+        zoom, target_spacing: as :func:`~pipeline.inference.resolve_zoom` (``None``: the input's sidecar or
             the method's own rule).
         qc: write the trust check (network methods).
         acquisition_overrides: the slices' ``thickness_mm``, ``gap_mm``, ``profile`` (through-plane QC).
@@ -58,7 +59,7 @@ class InferJob:
     """
 
     method: Any
-    scale: Sequence[float] | None = None
+    zoom: Sequence[float] | None = None
     target_spacing: Sequence[float] | None = None
     qc: bool = False
     acquisition_overrides: dict[str, object] = field(default_factory=dict)
@@ -71,7 +72,7 @@ class InferJob:
             self.method,
             source,
             output,
-            scale=self.scale,
+            zoom=self.zoom,
             target_spacing=self.target_spacing,
             qc=self.qc,
             acquisition_overrides=self.acquisition_overrides,
@@ -83,17 +84,16 @@ class InferJob:
     def is_complete(self, source: str | Path, output: Path) -> bool:
         """True when ``output`` and its downstream check were written by this job's settings (resume skips it)."""
         parameters = inference_parameters(
-            self.method, source, scale=self.scale, target_spacing=self.target_spacing, qc=self.qc
+            self.method, source, zoom=self.zoom, target_spacing=self.target_spacing, qc=self.qc
         )
         checked = self.downstream is None or tissue_check_path(output).is_file()
         return checked and output_is_complete(output, parameters)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--scale``, ``--target-spacing``, ``--device``, ``--precision``: how a method runs (infer, bids)."""
-    parser.add_argument(
-        "--scale", type=float, nargs=3, metavar=("SX", "SY", "SZ"), help="output voxels per input voxel per axis"
-    )
+    """``--zoom`` (deprecated alias ``--scale``), ``--target-spacing``, ``--device``, ``--precision``: how a
+    method runs (infer, bids)."""
+    add_zoom_argument(parser, old="--scale", type=float, nargs=3, metavar=("SX", "SY", "SZ"))
     parser.add_argument(
         "--target-spacing", type=float, nargs=3, metavar=("DX", "DY", "DZ"), help="output spacing in mm"
     )
@@ -128,8 +128,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="super-resolve volumes with a bundle or a baseline",
         description="Super-resolve a volume (INPUT -o OUTPUT) or every row of a manifest (--manifest, "
         "--output-dir; resumes: an output is skipped when it reads back completely and its sidecar "
-        "records the same method, bundle version, input, scale and QC setting; --overwrite redoes it). The "
-        "scale comes from --scale, --target-spacing, the input's degradation sidecar, or the bundle's own rule "
+        "records the same method, bundle version, input, zoom and QC setting; --overwrite redoes it). The "
+        "zoom comes from --zoom, --target-spacing, the input's degradation sidecar, or the bundle's own rule "
         "(thick_slice: isotropic from the header). Writes NIfTI + a JSON sidecar; with QC (on by default for a "
         "manifest) also <stem>_uncertainty.nii.gz, <stem>_qc.png and, for a manifest, qc_report.csv.",
     )
@@ -266,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
 
     job = InferJob(
         method,
-        scale=args.scale,
+        zoom=args.zoom,
         target_spacing=args.target_spacing,
         qc=qc,
         acquisition_overrides=overrides,

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from pipeline.evaluation.tissue import ATROPOS, TISSUES, segment_tissues, tissue_volumes_ml
-from pipeline.inference import make_baseline, read_sidecar
+from pipeline.inference import make_baseline, read_sidecar, with_zoom_key
 from pipeline.io import atomic_write_json, load_volume
 from pipeline.io.outputs import sidecar_path
 from pipeline.transforms.brain_mask import BrainMask
@@ -43,7 +43,8 @@ def tissue_volume_check(output_path: str | os.PathLike, contrast: str = "t1") ->
     """Segment an SR output and the cubic B-spline of its input; compare their tissue volumes.
 
     Args:
-        output_path: an output of ``mrisr infer`` (its sidecar names the input and the scale).
+        output_path: an output of ``mrisr infer`` (its sidecar names the input and the zoom; ``"scale"`` in
+            a sidecar of an older version).
         contrast: the scan's contrast ("t1", "t2" or "flair"), which tissue is darkest.
 
     Returns:
@@ -54,11 +55,11 @@ def tissue_volume_check(output_path: str | os.PathLike, contrast: str = "t1") ->
     Raises:
         ValueError: the output has no readable sidecar, or cubic lands on another grid.
     """
-    sidecar = read_sidecar(output_path)
-    if not sidecar or "input" not in sidecar or "scale" not in sidecar:
-        raise ValueError(f"{output_path}: no sidecar naming its input and scale; run mrisr infer first")
+    sidecar = with_zoom_key(read_sidecar(output_path))
+    if not sidecar or "input" not in sidecar or "zoom" not in sidecar:
+        raise ValueError(f"{output_path}: no sidecar naming its input and zoom; run mrisr infer first")
     sr = load_volume(output_path)
-    cubic = make_baseline("cubic")(load_volume(sidecar["input"]), list(sidecar["scale"]))
+    cubic = make_baseline("cubic")(load_volume(sidecar["input"]), list(sidecar["zoom"]))
     if tuple(cubic.shape) != tuple(sr.shape) or not np.allclose(
         as_numpy_affine(cubic.affine), as_numpy_affine(sr.affine), atol=_AFFINE_TOLERANCE_MM
     ):

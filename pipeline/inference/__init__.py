@@ -17,7 +17,7 @@ from pipeline.inference.run import (
     super_resolve_volume,
 )
 from pipeline.scaling import network_intensity_mapping, robust_intensity_scale, robust_intensity_shift
-from pipeline.inference.sidecar import read_sidecar, sidecar_path, software_versions
+from pipeline.inference.sidecar import read_sidecar, sidecar_path, software_versions, with_zoom_key
 from pipeline.inference.through_plane import ThroughPlaneSR, input_acquisition, isotropic_zoom, thick_axis
 
 __all__ = [
@@ -54,6 +54,7 @@ __all__ = [
     "super_resolve_volume",
     "thick_axis",
     "to_network_input",
+    "with_zoom_key",
     "zero_fill_array",
     "zero_filled_upsample",
 ]

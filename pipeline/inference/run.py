@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
-from pipeline.inference.sidecar import read_sidecar, sidecar_path, write_with_sidecar
+from pipeline.deprecation import renamed_to_zoom
+from pipeline.inference.sidecar import read_sidecar, sidecar_path, with_zoom_key, write_with_sidecar
 from pipeline.io import check_outputs, load_volume
 from pipeline.transforms.grid import spacing_from_affine, zoomed_shape
 
@@ -27,24 +28,26 @@ def resolve_zoom(
     input_path: str | os.PathLike | None,
     spacing: Sequence[float],
     *,
-    scale: Sequence[float] | None = None,
+    zoom: Sequence[float] | None = None,
     target_spacing: Sequence[float] | None = None,
     default: Callable[[Sequence[float]], Sequence[float]] | None = None,
 ) -> tuple[list[float], dict[str, Any] | None]:
     """The zoom per axis (output voxels per input voxel) and the degradation record, if any.
 
-    Order of precedence: explicit ``scale`` (3 values), ``target_spacing`` in mm (3 values;
+    Order of precedence: explicit ``zoom`` (3 values), ``target_spacing`` in mm (3 values;
     zoom = spacing / target), the grid change recorded in the input's JSON sidecar by
     ``mrisr degrade`` (LR spacing / HR spacing: 1 for degradations that stay on the HR grid), else
     the method's own rule for the input's voxel ``spacing`` (``default``, e.g.
     :func:`~pipeline.inference.isotropic_zoom` for a thick-slice scan). ``input_path`` ``None``: an
-    image that lives in memory only (no sidecar; errors call it "image").
+    image that lives in memory only (no sidecar; errors call it "image"). The degradation record is
+    returned with its ratio under ``"zoom"`` also when an older ``mrisr degrade`` wrote ``"factors"``
+    (:func:`~pipeline.inference.sidecar.with_zoom_key`).
     """
     sidecar = (read_sidecar(input_path) if input_path is not None else None) or {}
-    degradation = sidecar.get("degradation")
+    degradation = with_zoom_key(sidecar.get("degradation"))
     name = "image" if input_path is None else input_path
-    if scale is not None:
-        zoom = [float(s) for s in scale]
+    if zoom is not None:
+        zoom = [float(z) for z in zoom]
     elif target_spacing is not None:
         if not all(math.isfinite(float(t)) and float(t) > 0 for t in target_spacing):
             targets = [float(t) for t in target_spacing]
@@ -63,9 +66,9 @@ def resolve_zoom(
         record = "it lives in memory"
         if input_path is not None:
             record = f"no degradation sidecar ({sidecar_path(input_path).name})"
-        raise ValueError(f"{name}: no scale given and {record}; pass --scale SX SY SZ or --target-spacing")
+        raise ValueError(f"{name}: no zoom given and {record}; pass --zoom SX SY SZ or --target-spacing")
     if len(zoom) != 3 or not all(math.isfinite(z) and z > 0 for z in zoom):
-        raise ValueError(f"{name}: scale must be three positive numbers, got {zoom}")
+        raise ValueError(f"{name}: zoom must be three positive numbers, got {zoom}")
     return zoom, degradation
 
 
@@ -77,23 +80,23 @@ def _physical_memory() -> int | None:
         return None
 
 
-def _scale_text(zoom: Sequence[float]) -> str:
-    return "scale " + " x ".join(f"{z:g}" for z in zoom)
+def _zoom_text(zoom: Sequence[float]) -> str:
+    return "zoom " + " x ".join(f"{z:g}" for z in zoom)
 
 
 def _check_output_size(input_path: str | os.PathLike, shape: Sequence[int], zoom: Sequence[float]) -> None:
-    """Raise a ``ValueError`` naming the file and the scale when the output alone would not fit in memory.
+    """Raise a ``ValueError`` naming the file and the zoom when the output alone would not fit in memory.
 
     The output of a ``shape`` input zoomed by ``zoom``, as float32, must fit in this machine's
-    physical memory (a mistyped ``--scale 100 100 100`` fails at once, before any allocation).
+    physical memory (a mistyped ``--zoom 100 100 100`` fails at once, before any allocation).
     """
     out_shape = zoomed_shape(shape, zoom)
     needed = math.prod(out_shape) * np.dtype(np.float32).itemsize
     memory = _physical_memory()
     if memory is not None and needed > memory:
         raise ValueError(
-            f"{input_path}: {_scale_text(zoom)} gives an output of shape {out_shape} ({needed / 1e9:.1f} GB as "
-            f"float32), more than this machine's {memory / 1e9:.1f} GB of memory; check --scale or --target-spacing"
+            f"{input_path}: {_zoom_text(zoom)} gives an output of shape {out_shape} ({needed / 1e9:.1f} GB as "
+            f"float32), more than this machine's {memory / 1e9:.1f} GB of memory; check --zoom or --target-spacing"
         )
 
 
@@ -103,28 +106,28 @@ def _is_out_of_memory(err: BaseException) -> bool:
 
 
 def _run_method(method: Any, lr: MetaTensor, zoom: list[float], input_path: str | os.PathLike) -> MetaTensor:
-    """``method(lr, zoom)``; running out of memory raises a ``MemoryError`` naming the file, scale and output shape."""
+    """``method(lr, zoom)``; running out of memory raises a ``MemoryError`` naming the file, zoom and output shape."""
     try:
         return method(lr, zoom)
     except (MemoryError, RuntimeError) as err:
         if not _is_out_of_memory(err):
             raise
         out_shape = zoomed_shape(lr.shape[1:], zoom)
-        raise MemoryError(f"{input_path}: super-resolving with {_scale_text(zoom)} to shape {out_shape}") from err
+        raise MemoryError(f"{input_path}: super-resolving with {_zoom_text(zoom)} to shape {out_shape}") from err
 
 
 def inference_parameters(
     method: Any,
     input_path: str | os.PathLike,
     *,
-    scale: Sequence[float] | None = None,
+    zoom: Sequence[float] | None = None,
     target_spacing: Sequence[float] | None = None,
     qc: bool = False,
 ) -> dict[str, Any]:
     """What an SR output depends on, as recorded in its sidecar's ``parameters`` (JSON types).
 
     The method's name, its bundle's name and version, the input file, the input's degradation
-    record (which sets the scale when none is given), the requested ``scale`` or
+    record (which sets the zoom when none is given), the requested ``zoom`` or
     ``target_spacing``, whether QC files were asked for, and an adapted method's budget. The
     precision and device are left out: they depend on the machine, and a resumed run may use
     another one.
@@ -136,7 +139,7 @@ def inference_parameters(
         "bundle": {"name": bundle.get("name"), "version": bundle.get("version")} if bundle else None,
         "input": str(Path(input_path).expanduser().resolve()),
         "degradation": degradation,
-        "scale": None if scale is None else [float(s) for s in scale],
+        "zoom": None if zoom is None else [float(z) for z in zoom],
         "target_spacing": None if target_spacing is None else [float(t) for t in target_spacing],
         "qc": bool(qc) and getattr(method, "network", None) is not None,  # baselines get no trust check
         "adaptation": (
@@ -158,13 +161,14 @@ def output_is_complete(output_path: str | os.PathLike, parameters: dict[str, Any
     """True when ``output_path`` is a finished job that a resumed run may skip.
 
     Its sidecar says "complete" and, when ``parameters`` are given (:func:`inference_parameters`),
-    records the same ones; the image reads back completely with the recorded shape.
+    records the same ones (an older sidecar's ``"scale"`` counts as ``"zoom"``); the image reads back
+    completely with the recorded shape.
     """
     out = Path(output_path)
     meta = read_sidecar(out)
     if not out.is_file() or not meta or meta.get("status") != "complete":
         return False
-    if parameters is not None and meta.get("parameters") != parameters:
+    if parameters is not None and with_zoom_key(meta.get("parameters")) != parameters:
         return False
     return _reads_back(out, meta.get("output_shape", []))
 
@@ -174,7 +178,7 @@ def super_resolve_volume(
     lr: MetaTensor,
     *,
     source: str | os.PathLike | None = None,
-    scale: Sequence[float] | None = None,
+    zoom: Sequence[float] | None = None,
     target_spacing: Sequence[float] | None = None,
 ) -> tuple[MetaTensor, list[float], dict[str, Any] | None]:
     """Super-resolve a loaded (1, X, Y, Z) volume: choose the zoom (:func:`resolve_zoom`) and run ``method``.
@@ -186,7 +190,7 @@ def super_resolve_volume(
             slice profile, for adaptation and QC).
         source: the file ``lr`` was read from (its degradation sidecar can set the zoom; errors
             name it), or ``None`` for an image that lives in memory only.
-        scale, target_spacing: as :func:`resolve_zoom`.
+        zoom, target_spacing: as :func:`resolve_zoom`.
 
     Returns:
         ``(sr, zoom, degradation)``: the (1, X', Y', Z') output on the zoomed grid (its affine the
@@ -194,13 +198,13 @@ def super_resolve_volume(
 
     Raises:
         ValueError: no usable zoom, or an output larger than this machine's memory.
-        MemoryError: the method ran out of memory (naming the input, scale and output shape).
+        MemoryError: the method ran out of memory (naming the input, zoom and output shape).
     """
     name = "image" if source is None else source
     zoom, degradation = resolve_zoom(
         source,
         spacing_from_affine(lr.affine),
-        scale=scale,
+        zoom=zoom,
         target_spacing=target_spacing,
         default=getattr(method, "zoom_for_input", None),
     )
@@ -210,15 +214,17 @@ def super_resolve_volume(
     return _run_method(method, lr, zoom, name), zoom, degradation
 
 
+@renamed_to_zoom("scale")
 def super_resolve_file(
     method: Any,
     input_path: str | os.PathLike,
     output_path: str | os.PathLike,
     *,
-    scale: Sequence[float] | None = None,
+    zoom: Sequence[float] | None = None,
     target_spacing: Sequence[float] | None = None,
     qc: bool = False,
     acquisition_overrides: dict[str, Any] | None = None,
+    scale: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Super-resolve ``input_path`` into ``output_path`` (NIfTI) plus its JSON sidecar.
 
@@ -232,23 +238,26 @@ def super_resolve_file(
     records ``qc`` in the sidecar (:func:`pipeline.qc.quality_check`); ``acquisition_overrides``
     (``thickness_mm``, ``gap_mm``, ``profile``) tell through-plane QC how the input's slices were
     acquired. An adapted method (``--adapt``) records what its fine-tuning did under ``adaptation``.
+    ``zoom`` and ``target_spacing`` are as :func:`resolve_zoom`'s; ``scale`` is a deprecated alias of
+    ``zoom`` (removed in 0.2.0).
     """
+    zoom = zoom if scale is None else scale
     from pipeline.qc import qc_paths, quality_check  # imported here: pipeline.qc imports pipeline.inference
 
     run_qc = qc and getattr(method, "network", None) is not None
     check_outputs([output_path, *(qc_paths(output_path)[:1] if run_qc else [])], [input_path])
-    parameters = inference_parameters(method, input_path, scale=scale, target_spacing=target_spacing, qc=qc)
+    parameters = inference_parameters(method, input_path, zoom=zoom, target_spacing=target_spacing, qc=qc)
     lr = load_volume(input_path)
     spacing = spacing_from_affine(lr.affine)
     sr, zoom, degradation = super_resolve_volume(
-        method, lr, source=input_path, scale=scale, target_spacing=target_spacing
+        method, lr, source=input_path, zoom=zoom, target_spacing=target_spacing
     )
     runtime = float(method.last_runtime_s or 0.0)
     record = {
         "method": method.name,
         "bundle": getattr(method, "bundle_info", None),
         "input": str(Path(input_path).resolve()),
-        "scale": zoom,
+        "zoom": zoom,
         "degradation": degradation,
         "parameters": parameters,
         "input_shape": list(lr.shape[1:]),

@@ -10,7 +10,7 @@ import datetime
 import json
 import os
 import platform
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,18 @@ import pipeline
 from pipeline.io import atomic_write_json, save_nifti
 from pipeline.io.outputs import sidecar_path
 
-__all__ = ["sidecar_path", "software_versions", "read_sidecar", "write_with_sidecar"]
+__all__ = [
+    "LEGACY_ZOOM_KEYS",
+    "read_sidecar",
+    "sidecar_path",
+    "software_versions",
+    "with_zoom_key",
+    "write_with_sidecar",
+]
+
+#: Older names of a record's ``"zoom"`` (the SR ratio, output voxels per input voxel per axis): ``"scale"``
+#: in ``mrisr infer`` sidecars and their ``parameters``, ``"factors"`` in degradation records.
+LEGACY_ZOOM_KEYS = ("scale", "factors")
 
 
 def software_versions() -> dict[str, str]:
@@ -47,6 +58,26 @@ def read_sidecar(image_path: str | os.PathLike) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def with_zoom_key(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``record`` (a sidecar, its ``parameters`` or a degradation record) with its SR ratio under ``"zoom"``.
+
+    Records written before the ratio was called ``zoom`` everywhere hold it under ``"scale"`` (``mrisr
+    infer``) or ``"factors"`` (``mrisr degrade``, ``meta["degradation"]``): when ``"zoom"`` is absent the
+    first of :data:`LEGACY_ZOOM_KEYS` present is renamed (key order kept). ``None`` stays ``None``.
+
+    Example::
+
+        >>> with_zoom_key({"method": "cubic", "scale": [2.0, 2.0, 1.0]})
+        {'method': 'cubic', 'zoom': [2.0, 2.0, 1.0]}
+    """
+    if record is None:
+        return None
+    old = next((key for key in LEGACY_ZOOM_KEYS if key in record), None)
+    if "zoom" in record or old is None:
+        return dict(record)
+    return {("zoom" if key == old else key): value for key, value in record.items()}
 
 
 def write_with_sidecar(

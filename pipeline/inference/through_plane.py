@@ -56,7 +56,7 @@ def thick_axis(spacing: Sequence[float], ratio: float = ANISOTROPY_RATIO) -> int
     if values[axis] < ratio * others.max():
         raise ValueError(
             f"voxel spacing {tuple(float(v) for v in np.round(values, 3))} mm has no thick axis "
-            f"(none is {ratio:g}x coarser than the others); pass --scale or --target-spacing"
+            f"(none is {ratio:g}x coarser than the others); pass --zoom or --target-spacing"
         )
     return axis
 

@@ -110,8 +110,8 @@ def _through_plane_pairs(
     k = float(zoom[thick])
     output_spacing = acquisition.spacing_mm / k
     thickness, step = acquisition.thickness_mm / output_spacing, k
-    shift, scale = network_intensity_mapping(lr)
-    data = (lr.as_tensor().float() - shift) / scale
+    shift, divisor = network_intensity_mapping(lr)
+    data = (lr.as_tensor().float() - shift) / divisor
     pairs = []
     for degraded in (a for a in range(3) if a != thick):
         other = 3 - thick - degraded
@@ -150,10 +150,10 @@ def _in_plane_pairs(
         )
     target = crop_to_multiple(lr.float(), zoom)
     coarser = protocol.degrade(target)
-    shift, scale = network_intensity_mapping(coarser)
+    shift, divisor = network_intensity_mapping(coarser)
     network_input = to_network_input(coarser - shift if shift else coarser, zoom, method.upsampling)
-    target_t = (target.as_tensor() - shift) / scale
-    pair = {"lr": network_input.as_tensor().float() / scale, "hr": target_t, "mask": _head_mask(target_t)}
+    target_t = (target.as_tensor() - shift) / divisor
+    pair = {"lr": network_input.as_tensor().float() / divisor, "hr": target_t, "mask": _head_mask(target_t)}
     return [pair], {"pairs": f"the input degraded once more by the bundle's protocol {protocol.name}"}
 
 

@@ -177,10 +177,10 @@ def validation_dataset(
     num_workers: int = 0,
     extra_protocols: Sequence[str] = (),
 ) -> Dataset:
-    """Whole validation volumes ``{"lr", "hr", "mask", "baseline", "scale", "scan_id", ...}``.
+    """Whole validation volumes ``{"lr", "hr", "mask", "baseline", "intensity_divisor", "scan_id", ...}``.
 
     ``lr`` is on the LR grid, (1, x, y, z); ``hr``, ``mask`` (bool) and ``baseline`` are on the HR
-    grid, (1, X, Y, Z); intensities are divided by the HR's robust maximum ``scale``, so PSNR with
+    grid, (1, X, Y, Z); intensities are divided by the HR's robust maximum ``intensity_divisor``, so PSNR with
     data range 1 refers to it. Arguments as in :func:`training_dataset`; ``baseline`` names the
     non-learned method compared against (``pipeline.inference.BASELINE_NAMES``).
 

@@ -136,9 +136,9 @@ class RandThroughPlanePaird(Randomizable, MapTransform):
         slices, lr_up = simulate_thick_slices(hr_t, thickness, step, acq.profile, offset, self.slice_noise)
         n_out = lr_up.shape[-1]
         hr_t, mask_t = hr_t[..., offset : offset + n_out], mask_t[..., offset : offset + n_out]
-        shift, scale = network_intensity_mapping(slices)
-        d[self.lr_key] = (lr_up - shift) / scale
-        d[self.hr_key] = (hr_t - shift) / scale
+        shift, divisor = network_intensity_mapping(slices)
+        d[self.lr_key] = (lr_up - shift) / divisor
+        d[self.hr_key] = (hr_t - shift) / divisor
         d[self.mask_key] = mask_t
         d[self.acquisition_key] = {
             "thickness_mm": acq.thickness_mm,

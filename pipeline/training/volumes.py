@@ -91,14 +91,15 @@ class SynthesizeLRd(MapTransform):
         hr_key: HR volume (1, X, Y, Z) in; cropped and scaled HR out.
         mask_key: brain mask on the HR grid (1, X, Y, Z) in; cropped boolean mask out.
         lr_key: where the scaled network input is written.
-        scale_key: where the divisor (a float, in the HR file's intensity units) is written.
+        intensity_divisor_key: where the divisor (a float, in the HR file's intensity units) is written.
         zoom_key: where the zoom (HR voxels per LR voxel, 3 floats, :meth:`Protocol.zoom_for` the HR's
             spacing) is written.
         seed: random seed of the degradation (noise); ``None`` = the protocol's own seed.
 
     Returns (per call):
         dict with ``lr_key`` (1, *input grid) float32, ``hr_key`` (1, X', Y', Z') float32 (X' = X cropped
-        to a multiple of the zoom), ``mask_key`` (1, X', Y', Z') bool, ``scale_key`` float, ``zoom_key``.
+        to a multiple of the zoom), ``mask_key`` (1, X', Y', Z') bool, ``intensity_divisor_key`` float,
+        ``zoom_key``.
     """
 
     def __init__(
@@ -110,7 +111,7 @@ class SynthesizeLRd(MapTransform):
         hr_key: str = "hr",
         mask_key: str = "mask",
         lr_key: str = "lr",
-        scale_key: str = "scale",
+        intensity_divisor_key: str = "intensity_divisor",
         zoom_key: str = "zoom",
         seed: int | None = None,
     ) -> None:
@@ -122,7 +123,8 @@ class SynthesizeLRd(MapTransform):
         self.protocol = protocol
         self.upsampling = upsampling
         self.scale_reference = scale_reference
-        self.hr_key, self.mask_key, self.lr_key, self.scale_key = hr_key, mask_key, lr_key, scale_key
+        self.hr_key, self.mask_key, self.lr_key = hr_key, mask_key, lr_key
+        self.intensity_divisor_key = intensity_divisor_key
         self.zoom_key = zoom_key
         self.seed = seed
 
@@ -132,11 +134,11 @@ class SynthesizeLRd(MapTransform):
         if hr.shape != mask.shape:
             raise ValueError(f"HR {tuple(hr.shape)} and mask {tuple(mask.shape)} shapes differ")
         pair = degraded_pair(self.protocol, hr.float(), mask, seed=self.seed)
-        scale = robust_intensity_scale(pair.lr if self.scale_reference == "lr" else pair.hr)
-        d[self.lr_key] = to_network_input(pair.lr, pair.zoom, self.upsampling) / scale
-        d[self.hr_key] = pair.hr / scale
+        divisor = robust_intensity_scale(pair.lr if self.scale_reference == "lr" else pair.hr)
+        d[self.lr_key] = to_network_input(pair.lr, pair.zoom, self.upsampling) / divisor
+        d[self.hr_key] = pair.hr / divisor
         d[self.mask_key] = pair.mask
-        d[self.scale_key] = scale
+        d[self.intensity_divisor_key] = divisor
         d[self.zoom_key] = list(pair.zoom)
         return d
 

@@ -2,7 +2,7 @@
 """Blur, decimate and add noise: the observation model ``L = D S H + e`` of MFCN (seed 000).
 
 ``H`` is the HR image, ``S`` a Gaussian PSF whose FWHM equals the LR voxel size, ``D`` the
-decimation by an integer factor ``f`` and ``e`` optional Gaussian or Rician noise.
+decimation by an integer zoom ``f`` and ``e`` optional Gaussian or Rician noise.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from pipeline.transforms.lr_common import (
     gaussian_weights,
     image_geometry,
     normalize_axes,
-    normalize_factors,
+    normalize_zoom,
     prepare_input,
 )
+from pipeline.deprecation import renamed_to_zoom
 
 __all__ = ["BlurDownsample", "BlurDownsampled", "BlurDownsampleD", "BlurDownsampleDict"]
 
@@ -34,9 +35,9 @@ ROBUST_MAX_PERCENTILE = 99.5
 
 
 class BlurDownsample(Randomizable, Transform):
-    """Gaussian PSF, decimation by integer factors and optional noise (MFCN, seed 000).
+    """Gaussian PSF, decimation by an integer zoom and optional noise (MFCN, seed 000).
 
-    Along each axis in ``axes`` with factor ``f > 1`` (``n`` HR voxels → ``m = floor(n / f)``
+    Along each axis in ``axes`` with zoom ``f > 1`` (``n`` HR voxels → ``m = floor(n / f)``
     LR voxels) LR voxel ``j`` is
 
     .. math::  L_j = \\sum_i w(i - x_j) H_i, \\qquad x_j = (j + 1/2) f - 1/2,
@@ -48,7 +49,7 @@ class BlurDownsample(Randomizable, Transform):
     ``scipy.ndimage.gaussian_filter(H, sigma, mode="reflect")`` taken at the middle voxel of each
     block; for even ``f`` the block centre lies between two voxels and the Gaussian is centred
     exactly there (its samples at half-integer offsets): no interpolation and no extra
-    averaging, so the PSF stays a Gaussian of FWHM ``f``. Axes with factor 1 are neither
+    averaging, so the PSF stays a Gaussian of FWHM ``f``. Axes with zoom 1 are neither
     blurred nor decimated.
 
     Noise (after decimation), with ``sigma_n = noise_std * P99.5(L)`` (robust max of the
@@ -56,18 +57,19 @@ class BlurDownsample(Randomizable, Transform):
     ``"gaussian"``: ``L + sigma_n n1``; ``"rician"``: ``sqrt((L + sigma_n n1)^2 + (sigma_n n2)^2)``.
 
     Args:
-        factors: integer decimation factor (≥ 1) per axis in ``axes``; a scalar applies to all.
-            Default 2.
+        zoom: integer decimation (LR spacing / HR spacing, ≥ 1; the SR ratio that undoes it) per axis
+            in ``axes``; a scalar applies to all. Default 2.
         axes: degraded spatial axes (0-based, channel excluded; negative allowed); ``None``
             (default) = all spatial axes.
         noise: ``None`` (default), ``"gaussian"`` or ``"rician"``.
         noise_std: noise standard deviation as a fraction of the robust max (≥ 0, default 0.02);
             used only when ``noise`` is set.
+        factors: deprecated alias of ``zoom`` (removed in 0.2.0).
 
     Input: (C, *spatial) array, tensor or ``MetaTensor`` with 2 or 3 spatial dims. Output:
     (C, *lr_spatial) on the LR grid (spacing ``f`` times the input's, affine
     ``zoomed_affine(affine, 1 / f)``); ``meta["degradation"]`` records
-    ``method="blur_downsample"``, ``factors``, ``fwhm_mm``, ``fwhm_voxels`` (HR voxels),
+    ``method="blur_downsample"``, ``zoom``, ``fwhm_mm``, ``fwhm_voxels`` (HR voxels),
     ``noise``, ``noise_std`` and the absolute ``noise_sigma``.
 
     Example::
@@ -80,17 +82,20 @@ class BlurDownsample(Randomizable, Transform):
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
+    @renamed_to_zoom("factors")
     def __init__(
         self,
-        factors: Sequence[int] | int = 2,
+        zoom: Sequence[int] | int = 2,
         *,
         axes: Sequence[int] | None = None,
         noise: str | None = None,
         noise_std: float = 0.02,
+        factors: Sequence[int] | int | None = None,
     ) -> None:
         if axes is not None:
             normalize_axes(axes, 3)
-        self.factors = normalize_factors(factors, None if axes is None else len(tuple(axes)), integer=True)
+        zoom = zoom if factors is None else factors
+        self.zoom = normalize_zoom(zoom, None if axes is None else len(tuple(axes)), integer=True)
         self.axes = axes
         if noise not in NOISE_MODELS:
             raise ValueError(f"noise must be one of {NOISE_MODELS}, got {noise!r}")
@@ -110,9 +115,9 @@ class BlurDownsample(Randomizable, Transform):
         img_t, data = prepare_input(img)
         spatial_dims = data.ndim - 1
         axes = normalize_axes(self.axes, spatial_dims)
-        factors = normalize_factors(self.factors, len(axes), integer=True)
+        zoom = normalize_zoom(self.zoom, len(axes), integer=True)
         out, full = downsample_axes(
-            data, axes, factors, lambda f: (gaussian_weights(f * FWHM_TO_SIGMA), 4 * f * FWHM_TO_SIGMA)
+            data, axes, zoom, lambda f: (gaussian_weights(f * FWHM_TO_SIGMA), 4 * f * FWHM_TO_SIGMA)
         )
         noise_sigma = 0.0
         if self.noise is not None:
@@ -129,8 +134,7 @@ class BlurDownsample(Randomizable, Transform):
             img_t,
             method="blur_downsample",
             axes=axes,
-            zoom=[1.0 / f for f in full],
-            factors=full,
+            zoom=full,
             output_grid="lr",
             params={
                 "psf": "gaussian",
@@ -148,29 +152,33 @@ class BlurDownsampled(Randomizable, MapTransform):
 
     Args:
         keys: keys of the images to degrade.
-        factors, axes, noise, noise_std: see :class:`BlurDownsample`.
+        zoom, axes, noise, noise_std: see :class:`BlurDownsample`.
         allow_missing_keys: don't raise when a key is absent.
+        factors: deprecated alias of ``zoom`` (removed in 0.2.0).
 
     Example::
 
-        >>> t = BlurDownsampled("image", factors=2, noise="gaussian").set_random_state(seed=0)
+        >>> t = BlurDownsampled("image", zoom=2, noise="gaussian").set_random_state(seed=0)
         >>> out = t({"image": hr})
     """
 
     backend = BlurDownsample.backend
 
+    @renamed_to_zoom("factors")
     def __init__(
         self,
         keys: KeysCollection,
-        factors: Sequence[int] | int = 2,
+        zoom: Sequence[int] | int = 2,
         *,
         axes: Sequence[int] | None = None,
         noise: str | None = None,
         noise_std: float = 0.02,
         allow_missing_keys: bool = False,
+        factors: Sequence[int] | int | None = None,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        self.blur_downsample = BlurDownsample(factors, axes=axes, noise=noise, noise_std=noise_std)
+        zoom = zoom if factors is None else factors
+        self.blur_downsample = BlurDownsample(zoom, axes=axes, noise=noise, noise_std=noise_std)
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> BlurDownsampled:
         super().set_random_state(seed, state)

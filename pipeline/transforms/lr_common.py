@@ -10,9 +10,10 @@ input voxel coordinate
 
 .. math::  x_j = (j + 1/2)\\,s - 1/2, \\qquad s = \\text{output spacing} / \\text{input spacing},
 
-which is exactly the grid of :func:`pipeline.transforms.grid.zoomed_affine` with zoom ``1 / s``
-(same field of view, half-voxel shift). Weights that fall outside ``[0, n - 1]`` are folded back
-by half-sample symmetric reflection (voxel ``-1`` is voxel ``0``, as in ``scipy.ndimage``'s
+which is exactly the grid of ``zoomed_affine(affine, 1 / s)`` (:func:`pipeline.transforms.grid.zoomed_affine`;
+same field of view, half-voxel shift). ``s`` is the degradation's ``zoom``: the SR ratio that undoes it
+(output voxels per input voxel, ≥ 1). Weights that fall outside ``[0, n - 1]`` are folded back by
+half-sample symmetric reflection (voxel ``-1`` is voxel ``0``, as in ``scipy.ndimage``'s
 ``mode="reflect"``) and each row is normalised to sum 1, so a constant image stays constant.
 
 Each transform records what it did in ``meta["degradation"]`` (see :func:`finalize_output`).
@@ -47,7 +48,7 @@ __all__ = [
     "lr_centres",
     "lr_size",
     "normalize_axes",
-    "normalize_factors",
+    "normalize_zoom",
     "prepare_input",
     "resampling_matrix",
 ]
@@ -81,32 +82,33 @@ def normalize_axes(axes: Sequence[int] | int | None, spatial_dims: int) -> tuple
     return tuple(out)
 
 
-def normalize_factors(factors: Sequence[float] | float, n_axes: int | None, *, integer: bool) -> tuple[float, ...]:
-    """Validate degradation factors (LR spacing / HR spacing, each ≥ 1).
+def normalize_zoom(zoom: Sequence[float] | float, n_axes: int | None, *, integer: bool) -> tuple[float, ...]:
+    """Validate the zoom of a degradation: LR spacing / HR spacing along each degraded axis, each ≥ 1
+    (the SR ratio that undoes it, output voxels per input voxel in MONAI's ``Zoom`` sense).
 
     Args:
-        factors: one factor, or one per axis.
-        n_axes: number of axes the factors apply to (a scalar is repeated); ``None`` when the
+        zoom: one value, or one per axis.
+        n_axes: number of axes the zoom applies to (a scalar is repeated); ``None`` when the
             axes are not known yet (only the values are checked).
-        integer: whether each factor must be a whole number.
+        integer: whether each value must be a whole number.
 
     Raises:
-        ValueError: wrong length, a factor < 1, not finite, or not whole when ``integer``.
+        ValueError: wrong length, a value < 1, not finite, or not whole when ``integer``.
     """
-    values = ensure_tuple(factors)
+    values = ensure_tuple(zoom)
     if n_axes is not None:
         if len(values) == 1:
             values = ensure_tuple_rep(values[0], n_axes)
         if len(values) != n_axes:
-            raise ValueError(f"factors has {len(values)} entries but {n_axes} axes are given")
+            raise ValueError(f"zoom has {len(values)} entries but {n_axes} axes are given")
     out = []
     for f in values:
         if isinstance(f, bool) or not isinstance(f, (int, float, np.integer, np.floating)):
-            raise ValueError(f"factors must be numbers, got {factors!r}")
+            raise ValueError(f"zoom must be numbers, got {zoom!r}")
         if not math.isfinite(f) or f < 1:
-            raise ValueError(f"factors must be finite and >= 1 (LR spacing / HR spacing), got {factors!r}")
+            raise ValueError(f"zoom must be finite and >= 1 (LR spacing / HR spacing), got {zoom!r}")
         if integer and float(f) != int(f):
-            raise ValueError(f"factors must be whole numbers, got {factors!r}")
+            raise ValueError(f"zoom must be whole numbers, got {zoom!r}")
         out.append(float(f))
     return tuple(out)
 
@@ -221,27 +223,26 @@ def apply_along_axis(data: torch.Tensor, matrix: np.ndarray | torch.Tensor, axis
     return (data.movedim(axis + 1, -1) @ mat.T).movedim(-1, axis + 1).contiguous()
 
 
-
 def downsample_axes(
     data: torch.Tensor,
     axes: Sequence[int],
-    factors: Sequence[float],
+    zoom: Sequence[float],
     kernel: Callable[[float], tuple[Callable[[np.ndarray], np.ndarray], float]],
 ) -> tuple[torch.Tensor, list[float]]:
     """Resample (C, *spatial) ``data`` onto the LR grid, one axis at a time.
 
     Args:
         data: (C, *spatial) tensor.
-        axes: degraded spatial axes; ``factors``: LR spacing / HR spacing for each.
-        kernel: for a factor ``f``, the weight function and truncation radius (voxels) of
+        axes: degraded spatial axes; ``zoom``: LR spacing / HR spacing for each.
+        kernel: for a zoom ``f``, the weight function and truncation radius (voxels) of
             :func:`resampling_matrix`.
 
     Returns:
-        The (C, *lr_spatial) tensor and the factor of every spatial axis (1 where untouched).
+        The (C, *lr_spatial) tensor and the zoom of every spatial axis (1 where untouched).
     """
     full = [1.0] * (data.ndim - 1)
     out = data
-    for axis, f in zip(axes, factors):
+    for axis, f in zip(axes, zoom):
         full[axis] = f
         if f == 1:
             continue
@@ -250,6 +251,7 @@ def downsample_axes(
         out = apply_along_axis(out, resampling_matrix(n, lr_centres(lr_size(n, f, axis), f), weights, radius), axis)
     return out, full
 
+
 def finalize_output(
     out: torch.Tensor,
     img: torch.Tensor,
@@ -257,7 +259,6 @@ def finalize_output(
     method: str,
     axes: Sequence[int],
     zoom: Sequence[float],
-    factors: Sequence[float],
     output_grid: str,
     params: dict[str, Any],
 ) -> torch.Tensor:
@@ -268,32 +269,39 @@ def finalize_output(
         img: the input as returned by :func:`prepare_input` (``MetaTensor`` or plain tensor).
         method: name recorded in the metadata, e.g. ``"blur_downsample"``.
         axes: degraded spatial axes.
-        zoom: output voxels per input voxel along every spatial axis (1 = grid kept); the
-            affine becomes ``zoomed_affine(affine, zoom)``.
-        factors: LR resolution / HR resolution along every spatial axis (1 = untouched).
-        output_grid: ``"hr"`` (input matrix and affine kept) or ``"lr"``.
+        zoom: the SR ratio that undoes the degradation along every spatial axis: LR spacing / HR
+            spacing, ≥ 1 (1 = untouched), output voxels per input voxel in MONAI's ``Zoom`` sense.
+        output_grid: ``"lr"``: the output is on the LR grid, affine ``zoomed_affine(affine, 1 / zoom)``
+            (same field of view, ``zoom`` times the spacing); ``"hr"``: input matrix and affine kept.
         params: method-specific JSON-serialisable parameters added to the record.
 
     Returns:
         ``MetaTensor`` when ``img`` is one (its metadata copied, ``affine`` updated and
         ``meta["degradation"]`` / ``meta["degradation_history"]`` written), else a plain tensor.
-        ``meta["degradation"]`` holds ``method``, ``factors``, ``axes``, ``output_grid``,
+        ``meta["degradation"]`` holds ``method``, ``zoom``, ``axes``, ``output_grid``,
         ``input_shape``, ``output_shape``, ``input_spacing_mm``, ``output_spacing_mm`` and
         ``params``' entries; ``meta["degradation_history"]`` lists every record of a chain of
         degradations, oldest first (the first record's ``input_spacing_mm`` is the original HR
-        grid's).
+        grid's). Records of older versions name ``zoom`` ``factors``
+        (:func:`pipeline.inference.sidecar.with_zoom_key` reads both).
+
+    Raises:
+        ValueError: ``output_grid`` is neither ``"lr"`` nor ``"hr"``.
     """
+    if output_grid not in ("hr", "lr"):
+        raise ValueError(f"output_grid must be 'hr' or 'lr', got {output_grid!r}")
     result = convert_to_dst_type(out, dst=img, dtype=out.dtype)[0]
     if not isinstance(result, MetaTensor):
         return result
     spatial_dims = len(zoom)
+    grid_change = [1.0 / float(z) if output_grid == "lr" else 1.0 for z in zoom]
     affine4, in_spacing = image_geometry(img, spatial_dims)
-    new_affine = zoomed_affine(affine4, list(zoom) + [1.0] * (3 - spatial_dims))
+    new_affine = zoomed_affine(affine4, grid_change + [1.0] * (3 - spatial_dims))
     rank = result.affine.shape[-1] - 1
     result.affine = torch.as_tensor(to_affine_nd(rank, new_affine), dtype=result.affine.dtype)
     record = {
         "method": method,
-        "factors": [float(f) for f in factors],
+        "zoom": [float(z) for z in zoom],
         "axes": [int(a) for a in axes],
         "output_grid": output_grid,
         "input_shape": [int(n) for n in img.shape[1:]],

@@ -23,9 +23,10 @@ from pipeline.transforms.lr_common import (
     lr_centres,
     lr_size,
     normalize_axes,
-    normalize_factors,
+    normalize_zoom,
     prepare_input,
 )
+from pipeline.deprecation import renamed_to_zoom
 
 __all__ = [
     "kept_frequencies",
@@ -41,10 +42,10 @@ __all__ = [
 OUTPUT_GRIDS = ("hr", "lr")
 
 
-def kept_frequencies(n: int, factor: float, *, axis: int = 0) -> np.ndarray:
+def kept_frequencies(n: int, zoom: float, *, axis: int = 0) -> np.ndarray:
     """Signed DFT frequencies (cycles per field of view) kept along an axis of ``n`` samples.
 
-    The ``m = floor(n / factor)`` lowest frequencies are kept: ``-floor(m/2), …, ceil(m/2) - 1``,
+    The ``m = floor(n / zoom)`` lowest frequencies are kept: ``-floor(m/2), …, ceil(m/2) - 1``,
     i.e. exactly the frequencies of an ``m``-point DFT (for even ``m`` the unpaired Nyquist
     frequency ``-m/2`` is kept, as a scanner acquiring ``m`` lines does). In ``fftshift`` order
     (zero frequency at index ``n // 2``) these are indices ``n//2 - m//2 … n//2 + (m-1)//2``;
@@ -53,7 +54,7 @@ def kept_frequencies(n: int, factor: float, *, axis: int = 0) -> np.ndarray:
 
     Args:
         n: samples along the axis.
-        factor: truncation factor (≥ 1, need not be whole).
+        zoom: truncation (LR voxel size / HR voxel size, ≥ 1, need not be whole).
         axis: axis index, only for error messages.
 
     Returns:
@@ -64,16 +65,16 @@ def kept_frequencies(n: int, factor: float, *, axis: int = 0) -> np.ndarray:
         >>> kept_frequencies(7, 2)
         array([-1,  0,  1])
     """
-    m = lr_size(n, factor, axis)
+    m = lr_size(n, zoom, axis)
     return np.arange(-(m // 2), m - m // 2, dtype=np.int64)
 
 
-def kspace_mask(shape: Sequence[int], factors: Sequence[float] | float, axes: Sequence[int]) -> torch.Tensor:
+def kspace_mask(shape: Sequence[int], zoom: Sequence[float] | float, axes: Sequence[int]) -> torch.Tensor:
     """Boolean mask of the k-space samples kept by :func:`truncate_kspace`.
 
     Args:
         shape: spatial shape (X, Y[, Z]) of the HR image.
-        factors: truncation factor per axis in ``axes`` (a scalar applies to all).
+        zoom: truncation (LR voxel size / HR voxel size) per axis in ``axes`` (a scalar applies to all).
         axes: truncated spatial axes (0-based, channel excluded).
 
     Returns:
@@ -87,9 +88,9 @@ def kspace_mask(shape: Sequence[int], factors: Sequence[float] | float, axes: Se
     """
     shape = tuple(int(n) for n in shape)
     axes = normalize_axes(axes, len(shape))
-    factors = normalize_factors(factors, len(axes), integer=False)
+    zoom = normalize_zoom(zoom, len(axes), integer=False)
     mask = torch.ones(shape, dtype=torch.bool)
-    for axis, f in zip(axes, factors):
+    for axis, f in zip(axes, zoom):
         keep = torch.zeros(shape[axis], dtype=torch.bool)
         keep[torch.as_tensor(np.mod(kept_frequencies(shape[axis], f, axis=axis), shape[axis]))] = True
         view = [1] * len(shape)
@@ -99,7 +100,7 @@ def kspace_mask(shape: Sequence[int], factors: Sequence[float] | float, axes: Se
 
 
 def truncate_kspace(
-    data: torch.Tensor, factors: Sequence[float] | float, axes: Sequence[int], *, output_grid: str = "hr"
+    data: torch.Tensor, zoom: Sequence[float] | float, axes: Sequence[int], *, output_grid: str = "hr"
 ) -> torch.Tensor:
     """Complex image after keeping the central k-space (before the magnitude is taken).
 
@@ -109,9 +110,9 @@ def truncate_kspace(
 
     - ``output_grid="hr"``: ``IFFT(K · mask)``, same matrix; its k-space is zero outside the
       mask up to rounding.
-    - ``output_grid="lr"``: along each truncated axis of ``n`` samples and factor ``f`` the
+    - ``output_grid="lr"``: along each truncated axis of ``n`` samples and zoom ``f`` the
       band-limited image is evaluated at the ``m = floor(n / f)`` LR voxel centres
-      ``x_j = (j + 1/2) f - 1/2`` (HR voxels; the grid of ``zoomed_affine`` with zoom ``1/f``):
+      ``x_j = (j + 1/2) f - 1/2`` (HR voxels; the grid of ``zoomed_affine(affine, 1 / f)``):
       ``y_j = (1/n) Σ_{s∈S} K_s exp(2πi s x_j / n)``. When ``f`` divides ``n`` this is the
       k-space centre cropped to ``m`` samples, multiplied by the half-voxel phase ramp and
       inverse transformed with an ``m``-point DFT, rescaled by ``m / n`` (the number-of-samples
@@ -120,7 +121,8 @@ def truncate_kspace(
 
     Args:
         data: (C, *spatial) real or complex tensor, 2 or 3 spatial dims.
-        factors: truncation factor (≥ 1) per axis in ``axes`` (a scalar applies to all).
+        zoom: truncation (LR voxel size / HR voxel size, ≥ 1) per axis in ``axes`` (a scalar applies
+            to all).
         axes: truncated spatial axes (0-based, channel excluded; negative allowed).
         output_grid: ``"hr"`` or ``"lr"``.
 
@@ -128,18 +130,18 @@ def truncate_kspace(
         complex tensor (C, *spatial) on the HR grid, or (C, *lr_spatial) on the LR grid.
 
     Raises:
-        ValueError: bad ``factors``/``axes``/``output_grid``, or a factor larger than its axis.
+        ValueError: bad ``zoom``/``axes``/``output_grid``, or a zoom larger than its axis.
     """
     if output_grid not in OUTPUT_GRIDS:
         raise ValueError(f"output_grid must be one of {OUTPUT_GRIDS}, got {output_grid!r}")
     spatial = tuple(data.shape[1:])
     axes = normalize_axes(axes, len(spatial))
-    factors = normalize_factors(factors, len(axes), integer=False)
+    zoom = normalize_zoom(zoom, len(axes), integer=False)
     dims = [a + 1 for a in axes]
     kspace = torch.fft.fftn(data, dim=dims)
     if output_grid == "hr":
-        return torch.fft.ifftn(kspace * kspace_mask(spatial, factors, axes).to(kspace.device), dim=dims)
-    for axis, f in zip(axes, factors):
+        return torch.fft.ifftn(kspace * kspace_mask(spatial, zoom, axes).to(kspace.device), dim=dims)
+    for axis, f in zip(axes, zoom):
         n = spatial[axis]
         freqs = kept_frequencies(n, f, axis=axis)
         kspace = kspace.index_select(axis + 1, torch.as_tensor(np.mod(freqs, n), device=kspace.device))
@@ -148,7 +150,7 @@ def truncate_kspace(
     return kspace
 
 
-def outside_energy_ratio(image: torch.Tensor, factors: Sequence[float] | float, axes: Sequence[int]) -> float:
+def outside_energy_ratio(image: torch.Tensor, zoom: Sequence[float] | float, axes: Sequence[int]) -> float:
     """Fraction of the k-space energy of ``image`` (C, *spatial) outside :func:`kspace_mask`.
 
     ``Σ_{k ∉ mask} |FFT(image)_k|² / Σ_k |FFT(image)_k|²`` with the FFT over all spatial axes:
@@ -157,7 +159,7 @@ def outside_energy_ratio(image: torch.Tensor, factors: Sequence[float] | float, 
     """
     data = torch.as_tensor(image)
     spectrum = torch.fft.fftn(data.to(torch.complex128), dim=list(range(1, data.ndim))).abs() ** 2
-    outside = ~kspace_mask(tuple(data.shape[1:]), factors, axes).to(spectrum.device)
+    outside = ~kspace_mask(tuple(data.shape[1:]), zoom, axes).to(spectrum.device)
     return float(spectrum[:, outside].sum() / spectrum.sum())
 
 
@@ -165,24 +167,25 @@ class KSpaceTruncation(Transform):
     """Simulate a low-resolution acquisition by k-space truncation (mDCSRN, seed 003).
 
     ``y = | IFFT( FFT(x) · M ) |`` where ``M`` keeps the central ``floor(n / f)`` k-space
-    samples along each axis in ``axes`` (the default ``factors=(2, 2)`` along the two
+    samples along each axis in ``axes`` (the default ``zoom=(2, 2)`` along the two
     phase-encoding axes ``(1, 2)`` keeps a quarter of k-space: "4× fewer samples"). See
     :func:`kept_frequencies` for the exact kept index range with odd and even sizes and
     :func:`truncate_kspace` for the LR-grid evaluation.
 
     Args:
-        factors: truncation factor (≥ 1, LR voxel size / HR voxel size) per axis in ``axes``;
-            a scalar applies to all. Default ``(2, 2)``.
+        zoom: truncation (LR voxel size / HR voxel size, ≥ 1; the SR ratio that undoes it on the LR
+            grid) per axis in ``axes``; a scalar applies to all. Default ``(2, 2)``.
         axes: truncated spatial axes (0-based, channel excluded; negative allowed; ``None`` =
             all). Default ``(1, 2)``; pass e.g. ``(0, 1)`` for 2D images.
         output_grid: ``"hr"`` (default): same matrix, spacing and affine as the input (a
             zero-filled reconstruction); ``"lr"``: ``floor(n / f)`` voxels along each truncated
             axis with spacing exactly ``f`` times the input's, affine
             ``zoomed_affine(affine, 1 / f)``, intensities in input units.
+        factors: deprecated alias of ``zoom`` (removed in 0.2.0).
 
     Input: (C, *spatial) array, tensor or ``MetaTensor`` with 2 or 3 spatial dims (real, or
     complex raw data). Output: real magnitude image, a ``MetaTensor`` (when metadata is
-    tracked) whose ``meta["degradation"]`` records ``method="kspace_truncation"``, ``factors``
+    tracked) whose ``meta["degradation"]`` records ``method="kspace_truncation"``, ``zoom``
     (``f`` on truncated axes, 1 elsewhere, for either grid), ``kept_samples`` and
     ``kspace_fraction`` (kept / total samples).
 
@@ -190,13 +193,13 @@ class KSpaceTruncation(Transform):
         The complex result's k-space is zero outside the kept block (energy fraction ~1e-15,
         :func:`outside_energy_ratio`), but the magnitude is a non-linear operation that puts a
         little energy back outside (2e-4 to 4e-4 of the total for a real 1 mm T1 brain with
-        factors 2×2 to 4, up to ~1.5e-3 for a sharp-edged phantom): the magnitude image is not
+        zoom 2×2 to 4, up to ~1.5e-3 for a sharp-edged phantom): the magnitude image is not
         strictly band-limited, as for real magnitude MR images.
 
     Example::
 
         >>> lr = KSpaceTruncation((2, 2), axes=(1, 2))(hr)          # (1, 64, 64, 64) → same shape
-        >>> lr.meta["degradation"]["factors"]
+        >>> lr.meta["degradation"]["zoom"]
         [1.0, 2.0, 2.0]
         >>> KSpaceTruncation(2, axes=(1, 2), output_grid="lr")(hr).shape
         torch.Size([1, 64, 32, 32])
@@ -204,12 +207,19 @@ class KSpaceTruncation(Transform):
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
+    @renamed_to_zoom("factors")
     def __init__(
-        self, factors: Sequence[float] | float = (2, 2), *, axes: Sequence[int] | None = (1, 2), output_grid: str = "hr"
+        self,
+        zoom: Sequence[float] | float = (2, 2),
+        *,
+        axes: Sequence[int] | None = (1, 2),
+        output_grid: str = "hr",
+        factors: Sequence[float] | float | None = None,
     ) -> None:
         if axes is not None:
             normalize_axes(axes, 3)
-        self.factors = normalize_factors(factors, None if axes is None else len(tuple(axes)), integer=False)
+        zoom = zoom if factors is None else factors
+        self.zoom = normalize_zoom(zoom, None if axes is None else len(tuple(axes)), integer=False)
         self.axes = axes
         if output_grid not in OUTPUT_GRIDS:
             raise ValueError(f"output_grid must be one of {OUTPUT_GRIDS}, got {output_grid!r}")
@@ -220,20 +230,18 @@ class KSpaceTruncation(Transform):
         img_t, data = prepare_input(img)
         spatial_dims = data.ndim - 1
         axes = normalize_axes(self.axes, spatial_dims)
-        factors = normalize_factors(self.factors, len(axes), integer=False)
-        out = truncate_kspace(data, factors, axes, output_grid=self.output_grid).abs()
+        zoom = normalize_zoom(self.zoom, len(axes), integer=False)
+        out = truncate_kspace(data, zoom, axes, output_grid=self.output_grid).abs()
         full = [1.0] * spatial_dims
-        for axis, f in zip(axes, factors):
+        for axis, f in zip(axes, zoom):
             full[axis] = f
-        kept = [len(kept_frequencies(data.shape[1 + a], f, axis=a)) for a, f in zip(axes, factors)]
-        zoom = [1.0 / f for f in full] if self.output_grid == "lr" else [1.0] * spatial_dims
+        kept = [len(kept_frequencies(data.shape[1 + a], f, axis=a)) for a, f in zip(axes, zoom)]
         return finalize_output(
             out,
             img_t,
             method="kspace_truncation",
             axes=axes,
-            zoom=zoom,
-            factors=full,
+            zoom=full,
             output_grid=self.output_grid,
             params={
                 "kept_samples": kept,
@@ -248,27 +256,30 @@ class KSpaceTruncationd(MapTransform):
 
     Args:
         keys: keys of the images to degrade.
-        factors, axes, output_grid: see :class:`KSpaceTruncation`.
+        zoom, axes, output_grid: see :class:`KSpaceTruncation`.
         allow_missing_keys: don't raise when a key is absent.
+        factors: deprecated alias of ``zoom`` (removed in 0.2.0).
 
     Example::
 
-        >>> out = KSpaceTruncationd("image", factors=(2, 2), axes=(1, 2))({"image": hr})
+        >>> out = KSpaceTruncationd("image", zoom=(2, 2), axes=(1, 2))({"image": hr})
     """
 
     backend = KSpaceTruncation.backend
 
+    @renamed_to_zoom("factors")
     def __init__(
         self,
         keys: KeysCollection,
-        factors: Sequence[float] | float = (2, 2),
+        zoom: Sequence[float] | float = (2, 2),
         *,
         axes: Sequence[int] | None = (1, 2),
         output_grid: str = "hr",
         allow_missing_keys: bool = False,
+        factors: Sequence[float] | float | None = None,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.truncation = KSpaceTruncation(factors, axes=axes, output_grid=output_grid)
+        self.truncation = KSpaceTruncation(zoom if factors is None else factors, axes=axes, output_grid=output_grid)
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)

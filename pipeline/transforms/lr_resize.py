@@ -3,7 +3,7 @@
 (seed 001) and MSRNTV (seed 002).
 
 Plain decimation (as TorchIO's ``RandomAnisotropy`` does) aliases everything above the LR
-Nyquist frequency back into the image; here the cubic kernel is stretched by the factor, as
+Nyquist frequency back into the image; here the cubic kernel is stretched by the zoom, as
 ``torch.nn.functional.interpolate(mode="bicubic", antialias=True)`` and PIL do, so it is also
 the low-pass filter.
 """
@@ -22,9 +22,10 @@ from pipeline.transforms.lr_common import (
     downsample_axes,
     finalize_output,
     normalize_axes,
-    normalize_factors,
+    normalize_zoom,
     prepare_input,
 )
+from pipeline.deprecation import renamed_to_zoom
 
 __all__ = ["AntialiasedResize", "AntialiasedResized", "AntialiasedResizeD", "AntialiasedResizeDict"]
 
@@ -40,9 +41,9 @@ def _cubic(t: np.ndarray) -> np.ndarray:
     return np.where(t <= 1, near, np.where(t < 2, far, 0.0))
 
 
-def _stretched_cubic(factor: float) -> Callable[[np.ndarray], np.ndarray]:
-    """Cubic kernel stretched by ``factor``: the interpolator and low-pass of antialiased downsampling."""
-    return lambda t: _cubic(t / factor)
+def _stretched_cubic(zoom: float) -> Callable[[np.ndarray], np.ndarray]:
+    """Cubic kernel stretched by ``zoom``: the interpolator and low-pass of antialiased downsampling."""
+    return lambda t: _cubic(t / zoom)
 
 
 class AntialiasedResize(Transform):
@@ -61,15 +62,16 @@ class AntialiasedResize(Transform):
     partly negative: outputs may slightly undershoot/overshoot the input range near edges.
 
     Args:
-        factors: downsampling factor (≥ 1, need not be whole) per axis in ``axes``; a scalar
-            applies to all. Default 2.
+        zoom: downsampling (LR spacing / HR spacing, ≥ 1, need not be whole; the SR ratio that undoes
+            it) per axis in ``axes``; a scalar applies to all. Default 2.
         axes: resized spatial axes (0-based, channel excluded; negative allowed; ``None`` = all).
             Default ``(0, 1)`` (in-plane for slices stacked along the last axis).
+        factors: deprecated alias of ``zoom`` (removed in 0.2.0).
 
     Input: (C, *spatial) array, tensor or ``MetaTensor`` with 2 or 3 spatial dims. Output:
     (C, *lr_spatial) with spacing ``f`` times the input's along ``axes`` and affine
     ``zoomed_affine(affine, 1 / f)``; ``meta["degradation"]`` records
-    ``method="antialiased_resize"``, ``factors``, ``interpolation="bicubic"``,
+    ``method="antialiased_resize"``, ``zoom``, ``interpolation="bicubic"``,
     ``antialias=True`` and ``cubic_a``.
 
     Example::
@@ -80,10 +82,18 @@ class AntialiasedResize(Transform):
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
-    def __init__(self, factors: Sequence[float] | float = 2, *, axes: Sequence[int] | None = (0, 1)) -> None:
+    @renamed_to_zoom("factors")
+    def __init__(
+        self,
+        zoom: Sequence[float] | float = 2,
+        *,
+        axes: Sequence[int] | None = (0, 1),
+        factors: Sequence[float] | float | None = None,
+    ) -> None:
         if axes is not None:
             normalize_axes(axes, 3)
-        self.factors = normalize_factors(factors, None if axes is None else len(tuple(axes)), integer=False)
+        zoom = zoom if factors is None else factors
+        self.zoom = normalize_zoom(zoom, None if axes is None else len(tuple(axes)), integer=False)
         self.axes = axes
 
     def __call__(self, img: NdarrayOrTensor) -> torch.Tensor:
@@ -91,15 +101,14 @@ class AntialiasedResize(Transform):
         img_t, data = prepare_input(img)
         spatial_dims = data.ndim - 1
         axes = normalize_axes(self.axes, spatial_dims)
-        factors = normalize_factors(self.factors, len(axes), integer=False)
-        out, full = downsample_axes(data, axes, factors, lambda f: (_stretched_cubic(f), 2 * f))
+        zoom = normalize_zoom(self.zoom, len(axes), integer=False)
+        out, full = downsample_axes(data, axes, zoom, lambda f: (_stretched_cubic(f), 2 * f))
         return finalize_output(
             out,
             img_t,
             method="antialiased_resize",
             axes=axes,
-            zoom=[1.0 / f for f in full],
-            factors=full,
+            zoom=full,
             output_grid="lr",
             params={"interpolation": "bicubic", "antialias": True, "cubic_a": CUBIC_A},
         )
@@ -110,26 +119,29 @@ class AntialiasedResized(MapTransform):
 
     Args:
         keys: keys of the images to resize.
-        factors, axes: see :class:`AntialiasedResize`.
+        zoom, axes: see :class:`AntialiasedResize`.
         allow_missing_keys: don't raise when a key is absent.
+        factors: deprecated alias of ``zoom`` (removed in 0.2.0).
 
     Example::
 
-        >>> out = AntialiasedResized("image", factors=2, axes=(0, 1))({"image": hr})
+        >>> out = AntialiasedResized("image", zoom=2, axes=(0, 1))({"image": hr})
     """
 
     backend = AntialiasedResize.backend
 
+    @renamed_to_zoom("factors")
     def __init__(
         self,
         keys: KeysCollection,
-        factors: Sequence[float] | float = 2,
+        zoom: Sequence[float] | float = 2,
         *,
         axes: Sequence[int] | None = (0, 1),
         allow_missing_keys: bool = False,
+        factors: Sequence[float] | float | None = None,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.resize = AntialiasedResize(factors, axes=axes)
+        self.resize = AntialiasedResize(zoom if factors is None else factors, axes=axes)
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)

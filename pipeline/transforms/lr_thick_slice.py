@@ -68,7 +68,7 @@ class ThickSlice(Transform):
 
     Input: (C, *spatial) array, tensor or ``MetaTensor`` with 2 or 3 spatial dims (a plain
     array has 1 mm voxels). Output: (C, *lr_spatial) with ``m`` voxels and spacing ``S`` along
-    ``axis``; ``meta["degradation"]`` records ``method="thick_slice"``, ``factors`` (``S / d``
+    ``axis``; ``meta["degradation"]`` records ``method="thick_slice"``, ``zoom`` (``S / d``
     on ``axis``, need not be whole), ``profile``, ``thickness_mm``, ``gap_mm`` and
     ``slice_spacing_mm``.
 
@@ -128,8 +128,7 @@ class ThickSlice(Transform):
             img_t,
             method="thick_slice",
             axes=[axis],
-            zoom=[1.0 / f for f in full],
-            factors=full,
+            zoom=full,
             output_grid="lr",
             params={
                 "profile": self.profile,

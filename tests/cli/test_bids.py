@@ -28,7 +28,7 @@ OUTPUTS = (
     "sub-02/ses-1/anat/sub-02_ses-1_acq-fast_run-1_res-hi_desc-linear_T1w.nii.gz",
     "sub-02/ses-2/anat/sub-02_ses-2_res-hi_desc-linear_FLAIR.nii.gz",
 )
-LINEAR = ["--method", "linear", "--scale", "1", "1", "2", "--no-progress"]
+LINEAR = ["--method", "linear", "--zoom", "1", "1", "2", "--no-progress"]
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_participant_then_group(bids_dataset: Path, tmp_path: Path, capsys: pyte
     assert sidecar["Sources"] == [f"bids:raw:{INPUTS[1]}"]
     assert (out / description["DatasetLinks"]["raw"] / INPUTS[1]).resolve() == (bids_dataset / INPUTS[1]).resolve()
     assert sidecar["SkullStripped"] is False and "hi" in sidecar["Resolution"]
-    assert sidecar["method"] == "linear" and sidecar["status"] == "complete" and sidecar["scale"] == [1, 1, 2]
+    assert sidecar["method"] == "linear" and sidecar["status"] == "complete" and sidecar["zoom"] == [1, 1, 2]
 
     # the output's grid: twice the slices, 1 mm, same field of view
     image = nib.load(str(out / OUTPUTS[0]))

@@ -19,7 +19,7 @@ def _no_partial_files(folder: Path) -> bool:
     return not [p for p in folder.rglob("*") if ".tmp" in p.name]
 
 
-def test_degrade_then_infer_reads_scale_from_sidecar(nifti_file: Path, tmp_path: Path) -> None:
+def test_degrade_then_infer_reads_zoom_from_sidecar(nifti_file: Path, tmp_path: Path) -> None:
     lr = tmp_path / "lr.nii.gz"
     assert main(["degrade", str(nifti_file), "-o", str(lr), "--protocol", "bicubic-x2", "--no-progress"]) == 0
     record = json.loads((tmp_path / "lr.json").read_text())
@@ -35,8 +35,8 @@ def test_degrade_then_infer_reads_scale_from_sidecar(nifti_file: Path, tmp_path:
 @pytest.mark.parametrize(
     "model_args, shape",
     [
-        (["--model", "kspace", "--factors", "2", "2", "--axes", "0", "1", "--grid", "hr"], (24, 28, 20)),
-        (["--model", "blur", "--factors", "2", "--noise", "rician"], (12, 14, 20)),
+        (["--model", "kspace", "--zoom", "2", "2", "--axes", "0", "1", "--grid", "hr"], (24, 28, 20)),
+        (["--model", "blur", "--zoom", "2", "--noise", "rician"], (12, 14, 20)),
         (["--model", "thick-slice", "--thickness", "6", "--gap", "3", "--axis", "2"], (24, 28, 6)),
     ],
 )
@@ -66,7 +66,7 @@ def test_degrade_needs_one_model(nifti_file: Path, tmp_path: Path, capsys: pytes
     ],
 )
 @pytest.mark.parametrize(
-    "command", [["degrade", "--protocol", "bicubic-x2"], ["infer", "--method", "cubic", "--scale", "2", "2", "1"]]
+    "command", [["degrade", "--protocol", "bicubic-x2"], ["infer", "--method", "cubic", "--zoom", "2", "2", "1"]]
 )
 def test_bad_input_exits_nonzero_without_output(
     tmp_path: Path, make_input, message: str, command: list[str], capsys: pytest.CaptureFixture
@@ -91,7 +91,7 @@ def test_cohort_infer_goes_on_past_bad_rows_and_resumes(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path / "cohort.csv", rows)
     out = tmp_path / "sr"
     args = ["infer", "--manifest", str(manifest), "--output-dir", str(out)]
-    args += ["--method", "linear", "--scale", "2", "2", "2", "--no-progress"]
+    args += ["--method", "linear", "--zoom", "2", "2", "2", "--no-progress"]
     assert main(args) == 1
     failures = pd.read_csv(out / "failures.csv")
     assert sorted(failures["scan_id"]) == ["bad", "gone"]
@@ -152,7 +152,7 @@ def test_preprocess_negative_volume_fails_cleanly(tmp_path: Path, capsys: pytest
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_infer_precision_flag_is_recorded(nifti_file: Path, tmp_path: Path, precision: str) -> None:
     sr = tmp_path / "sr.nii.gz"
-    args = ["infer", str(nifti_file), "-o", str(sr), "--method", "srcnn", "--scale", "1", "1", "1", "--device", "cpu"]
+    args = ["infer", str(nifti_file), "-o", str(sr), "--method", "srcnn", "--zoom", "1", "1", "1", "--device", "cpu"]
     assert main([*args, "--precision", precision]) == 0
     record = json.loads((tmp_path / "sr.json").read_text())
     assert record["precision"] == precision and record["precision_reason"] == "requested"

@@ -180,7 +180,7 @@ def test_infer_manifest_downstream_tissue_compares_with_cubic(tmp_path: Path, ca
     write_manifest(tmp_path / "manifest.csv", rows, np.diag([1.0, 1.0, 2.0, 1.0]))
     out = tmp_path / "out"
     args = ["infer", "--manifest", str(tmp_path / "manifest.csv"), "--output-dir", str(out), "--method", "linear"]
-    args += ["--scale", "1", "1", "2", "--no-qc", "--downstream", "tissue", "--no-progress"]
+    args += ["--zoom", "1", "1", "2", "--no-qc", "--downstream", "tissue", "--no-progress"]
     assert main(args) == 1  # the missing row fails, the other is done
     record = json.loads((out / "sub-1_sr-linear_tissue.json").read_text())
     assert record["method"] == "linear" and "ANTs Atropos" in record["segmenter"]

@@ -38,10 +38,10 @@ def _inputs(nifti_file: Path, ras_affine: np.ndarray) -> dict[str, object]:
 
 def test_linear_on_every_input_kind(nifti_file: Path, ras_affine: np.ndarray, tmp_path: Path) -> None:
     reference = tmp_path / "infer.nii.gz"
-    super_resolve_file(load_method("linear"), nifti_file, reference, scale=ZOOM)  # what mrisr infer writes
+    super_resolve_file(load_method("linear"), nifti_file, reference, zoom=ZOOM)  # what mrisr infer writes
     expected = nib.load(str(reference))
     for kind, image in _inputs(nifti_file, ras_affine).items():
-        out = super_resolve(image, "linear", scale=ZOOM)
+        out = super_resolve(image, "linear", zoom=ZOOM)
         if kind.startswith("metatensor"):
             assert isinstance(out, MetaTensor) and out.ndim == image.ndim, kind
             affine = out.affine.numpy()
@@ -66,7 +66,7 @@ def test_a_bundle_round_trip(ras_affine: np.ndarray, tmp_path: Path) -> None:
     """srcnn (in-plane x2) on a small volume: a path and a loaded method; nib.save and load back."""
     path = tmp_path / "lr.nii.gz"
     nib.save(nib.Nifti1Image(blob_volume((16, 20, 6)), ras_affine), str(path))
-    out = super_resolve(path, "srcnn", device="cpu", scale=(2, 2, 1))
+    out = super_resolve(path, "srcnn", device="cpu", zoom=(2, 2, 1))
     assert out.shape == (32, 40, 6)
     np.testing.assert_allclose(out.affine, zoomed_affine(ras_affine, (2, 2, 1)), atol=1e-5)
     nib.save(out, str(tmp_path / "sr.nii.gz"))
@@ -76,7 +76,7 @@ def test_a_bundle_round_trip(ras_affine: np.ndarray, tmp_path: Path) -> None:
 
     srcnn = load_method("srcnn", device="cpu")
     tensor = MetaTensor(torch.from_numpy(blob_volume((16, 20, 6)))[None], affine=torch.as_tensor(ras_affine))
-    sr = super_resolve(tensor, srcnn, scale=(2, 2, 1))
+    sr = super_resolve(tensor, srcnn, zoom=(2, 2, 1))
     assert isinstance(sr, MetaTensor) and tuple(sr.shape) == (1, 32, 40, 6)
     np.testing.assert_allclose(sr.affine.numpy(), out.affine, atol=1e-5)
     np.testing.assert_allclose(sr[0].numpy(), np.asarray(out.dataobj), rtol=1e-4, atol=1e-3)
@@ -85,16 +85,16 @@ def test_a_bundle_round_trip(ras_affine: np.ndarray, tmp_path: Path) -> None:
 
 def test_errors_name_the_problem(ras_affine: np.ndarray) -> None:
     tensor = MetaTensor(torch.from_numpy(blob_volume())[None], affine=torch.as_tensor(ras_affine))
-    with pytest.raises(ValueError, match="image: no scale given"):
+    with pytest.raises(ValueError, match="image: no zoom given"):
         super_resolve(tensor, "linear")
     with pytest.raises(ValueError, match=r"shape \(1, X, Y, Z\) or \(X, Y, Z\)"):
-        super_resolve(torch.cat([tensor, tensor]), "linear", scale=ZOOM)
+        super_resolve(torch.cat([tensor, tensor]), "linear", zoom=ZOOM)
     with pytest.raises(ValueError, match="singular affine"):
-        super_resolve(MetaTensor(tensor.as_tensor(), affine=torch.zeros(4, 4)), "linear", scale=ZOOM)
+        super_resolve(MetaTensor(tensor.as_tensor(), affine=torch.zeros(4, 4)), "linear", zoom=ZOOM)
     with pytest.raises(TypeError, match="a path, a nibabel image or a MetaTensor"):
-        super_resolve(blob_volume(), "linear", scale=ZOOM)
+        super_resolve(blob_volume(), "linear", zoom=ZOOM)
     with pytest.raises(ValueError, match="unknown method"):
-        super_resolve(tensor, "no_such_method", scale=ZOOM)
+        super_resolve(tensor, "no_such_method", zoom=ZOOM)
 
 
 def test_import_pipeline_stays_light() -> None:

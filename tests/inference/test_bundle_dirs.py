@@ -56,7 +56,7 @@ def test_unknown_method_names_the_folders_searched(tmp_path: Path, monkeypatch: 
 def test_infer_with_bundle_dir(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     bundles = linked_bundle(tmp_path / "mine", name="my_srcnn")
     lr = write_nifti(tmp_path / "lr.nii.gz", blob_volume((12, 14, 6)))
-    args = ["infer", str(lr), "-o", str(tmp_path / "sr.nii.gz"), "--method", "my_srcnn", "--scale", "2", "2", "1"]
+    args = ["infer", str(lr), "-o", str(tmp_path / "sr.nii.gz"), "--method", "my_srcnn", "--zoom", "2", "2", "1"]
     assert main(args) == 1
     assert "unknown method 'my_srcnn'" in capsys.readouterr().err
     assert main([*args, "--bundle-dir", str(bundles), "--device", "cpu"]) == 0

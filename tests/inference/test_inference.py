@@ -185,14 +185,14 @@ def test_zero_fill_recovers_band_limited_signal() -> None:
 
 def test_super_resolve_file_writes_nifti_and_sidecar(nifti_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "out" / "sr.nii.gz"
-    record = super_resolve_file(make_baseline("cubic"), nifti_file, out, scale=[2, 2, 1])
+    record = super_resolve_file(make_baseline("cubic"), nifti_file, out, zoom=[2, 2, 1])
     img = nib.load(str(out))
     assert img.shape == (48, 56, 20)
     assert int(img.header["qform_code"]) == 1 and int(img.header["sform_code"]) == 2
     np.testing.assert_allclose(spacing_from_affine(img.affine), [0.6, 0.45, 3.0], atol=1e-6)
     sidecar = json.loads((tmp_path / "out" / "sr.json").read_text())
     assert sidecar == json.loads(json.dumps(record))
-    assert sidecar["method"] == "cubic" and sidecar["scale"] == [2.0, 2.0, 1.0] and "monai" in sidecar["software"]
+    assert sidecar["method"] == "cubic" and sidecar["zoom"] == [2.0, 2.0, 1.0] and "monai" in sidecar["software"]
     assert output_is_complete(out)
     lr = load_volume(nifti_file)
     assert abs(float(np.asanyarray(img.dataobj).mean()) - float(lr.mean())) < 0.05 * float(lr.mean())
@@ -206,13 +206,13 @@ def test_rerun_removes_temporaries_of_a_killed_run(nifti_file: Path, tmp_path: P
     others = [out_dir / ".sr2.0123abcd.tmp.nii.gz", out_dir / "notes.tmp.nii.gz"]  # not this output's
     for path in stale + others:
         path.write_bytes(b"partial")
-    super_resolve_file(make_baseline("cubic"), nifti_file, out_dir / "sr.nii.gz", scale=[2, 2, 1])
+    super_resolve_file(make_baseline("cubic"), nifti_file, out_dir / "sr.nii.gz", zoom=[2, 2, 1])
     assert not any(p.exists() for p in stale) and all(p.exists() for p in others)
     assert output_is_complete(out_dir / "sr.nii.gz")
 
 
-def test_super_resolve_file_needs_a_scale(nifti_file: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="--scale"):
+def test_super_resolve_file_needs_a_zoom(nifti_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--zoom"):
         super_resolve_file(make_baseline("cubic"), nifti_file, tmp_path / "sr.nii.gz")
     assert not (tmp_path / "sr.nii.gz").exists()
 
@@ -220,7 +220,7 @@ def test_super_resolve_file_needs_a_scale(nifti_file: Path, tmp_path: Path) -> N
 def test_super_resolve_file_never_overwrites_input(nifti_file: Path) -> None:
     before = nifti_file.read_bytes()
     with pytest.raises(FileExistsError):
-        super_resolve_file(make_baseline("cubic"), nifti_file, nifti_file, scale=[2, 2, 1])
+        super_resolve_file(make_baseline("cubic"), nifti_file, nifti_file, zoom=[2, 2, 1])
     assert nifti_file.read_bytes() == before
 
 

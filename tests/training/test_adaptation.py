@@ -94,7 +94,7 @@ def test_sidecar_records_the_adaptation(tmp_path: Path) -> None:
     path = tmp_path / "lr.nii.gz"
     nib.save(nib.Nifti1Image(lr[0].numpy(), lr.affine.numpy()), str(path))
     record = super_resolve_file(method, path, tmp_path / "sr.nii.gz")
-    assert record["scale"] == [1.0, 1.0, 4.0]  # from the header: isotropic
+    assert record["zoom"] == [1.0, 1.0, 4.0]  # from the header: isotropic
     saved = json.loads((tmp_path / "sr.json").read_text())
     assert saved["adaptation"]["steps"] == 3 and saved["method"] == "thick_slice+adapt"
 

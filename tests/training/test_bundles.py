@@ -170,8 +170,8 @@ def test_bundle_train_evaluate_infer_export(name: str, tmp_path: Path, synthetic
     wf = workflow(root, ["inference.json"], None, **overrides)
     wf.run()
     zoom = get_protocol(meta["degradation_protocol"]).zoom
-    scale = wf.parser.get_parsed_content("scale")
-    assert scale is None if name == "thick_slice" else list(scale) == list(zoom)  # thick_slice: from the header
+    configured = wf.parser.get_parsed_content("zoom")
+    assert configured is None if name == "thick_slice" else list(configured) == list(zoom)  # thick_slice: the header
     sr = nib.load(str(sr_path))
     assert sr.shape == tuple(int(n * z) for n, z in zip(CASES[name]["lr_shape"], zoom))
     np.testing.assert_allclose(sr.affine, zoomed_affine(lr_affine, zoom), atol=1e-5)
@@ -224,7 +224,7 @@ def test_configs_agree(name: str):
     assert meta["degradation_protocol"] == train_cfg["protocol"]
     protocol = get_protocol(train_cfg["protocol"])
     # a through-plane bundle takes its zoom from the input's header; the others have their protocol's
-    assert infer_cfg["scale"] == (None if protocol.acquisition is not None else list(protocol.zoom))
+    assert infer_cfg["zoom"] == (None if protocol.acquisition is not None else list(protocol.zoom))
     for key in ("network_def", "spatial_dims", "upsampling"):
         assert infer_cfg[key] == train_cfg[key], key
     expected_method = {k: v for k, v in infer_cfg["sr_method"].items() if k != "bundle_info"}

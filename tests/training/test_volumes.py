@@ -38,22 +38,22 @@ def scan() -> dict[str, MetaTensor]:
         ("thick-4mm", "network", (25, 28, 5)),
     ],
 )
-def test_synthesize_shapes_and_scale(scan, protocol, upsampling, lr_shape):
+def test_synthesize_shapes_and_intensity_divisor(scan, protocol, upsampling, lr_shape):
     out = SynthesizeLRd(get_protocol(protocol), upsampling)(scan)
     hr_shape = tuple(n - n % int(z) for n, z in zip((25, 28, 20), get_protocol(protocol).zoom))
     assert tuple(out["lr"].shape[1:]) == lr_shape
     assert tuple(out["hr"].shape[1:]) == hr_shape
     assert out["mask"].dtype == torch.bool and tuple(out["mask"].shape[1:]) == hr_shape
-    # the HR comes back in its units times 1 / scale, and the scale is the LR's robust maximum
+    # the HR comes back in its units divided by the intensity divisor, the LR's robust maximum
     cropped = scan["hr"][(slice(None), *(slice(0, n) for n in hr_shape))].as_tensor().float()
-    torch.testing.assert_close(out["hr"].as_tensor() * out["scale"], cropped)
+    torch.testing.assert_close(out["hr"].as_tensor() * out["intensity_divisor"], cropped)
     lr_grid = get_protocol(protocol).degrade(scan["hr"])
-    assert out["scale"] == pytest.approx(robust_intensity_scale(lr_grid))
+    assert out["intensity_divisor"] == pytest.approx(robust_intensity_scale(lr_grid))
 
 
 def test_scale_reference_hr(scan):
     out = SynthesizeLRd(get_protocol("bicubic-x2"), "cubic", scale_reference="hr")(scan)
-    assert out["scale"] == pytest.approx(robust_intensity_scale(scan["hr"][:, :24]))
+    assert out["intensity_divisor"] == pytest.approx(robust_intensity_scale(scan["hr"][:, :24]))
     assert float(np.percentile(out["hr"][out["hr"] > 0].numpy(), 99.5)) == pytest.approx(1.0, rel=1e-5)
 
 

@@ -24,7 +24,7 @@ def meta_volume(shape: tuple[int, ...], seed: int = 0) -> MetaTensor:
 
 
 @pytest.mark.parametrize(
-    "shape, factors, axes",
+    "shape, zoom, axes",
     [
         ((32, 32, 32), 2, None),
         ((33, 30, 17), (2, 3), (0, 1)),
@@ -33,17 +33,17 @@ def meta_volume(shape: tuple[int, ...], seed: int = 0) -> MetaTensor:
         ((16, 16, 8), (1, 2), (0, 1)),
     ],
 )
-def test_shapes_spacing_and_meta(shape, factors, axes):
-    out = BlurDownsample(factors, axes=axes)(meta_volume(shape))
+def test_shapes_spacing_and_meta(shape, zoom, axes):
+    out = BlurDownsample(zoom, axes=axes)(meta_volume(shape))
     dims = len(shape)
     axes_n = list(range(dims)) if axes is None else [a % dims for a in axes]
     full = np.ones(dims)
-    full[axes_n] = factors
+    full[axes_n] = zoom
     assert tuple(out.shape[1:]) == tuple(n // int(f) for n, f in zip(shape, full))
     np.testing.assert_allclose(spacing_from_affine(out.affine)[:dims], SPACING[:dims] * full, atol=1e-12)
     record = out.meta["degradation"]
     assert record["method"] == "blur_downsample" and record["output_grid"] == "lr" and record["axes"] == axes_n
-    assert record["factors"] == full.tolist()
+    assert record["zoom"] == full.tolist()
     assert record["fwhm_mm"] == pytest.approx([f * s if f > 1 else 0.0 for f, s in zip(full, SPACING)])
     assert record["noise"] == "none" and record["noise_sigma"] == 0.0
 

@@ -1,5 +1,5 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
-"""Shared LR-synthesis machinery: axis/factor parsing, resampling matrices, metadata records."""
+"""Shared LR-synthesis machinery: axis/zoom parsing, resampling matrices, metadata records."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from pipeline.transforms.lr_common import (
     gaussian_weights,
     lr_centres,
     normalize_axes,
-    normalize_factors,
+    finalize_output,
+    normalize_zoom,
     resampling_matrix,
 )
+from pipeline.transforms.grid import spacing_from_affine
 from pipeline.transforms.lr_kspace import KSpaceTruncation
 from pipeline.transforms.lr_resize import AntialiasedResize
 from pipeline.transforms.lr_thick_slice import ThickSlice
@@ -39,19 +41,57 @@ def test_normalize_axes_ill_arg(axes, dims):
         normalize_axes(axes, dims)
 
 
-def test_normalize_factors():
-    assert normalize_factors(2, 3, integer=True) == (2.0, 2.0, 2.0)
-    assert normalize_factors((1.5, 2), 2, integer=False) == (1.5, 2.0)
-    assert normalize_factors((2, 3), None, integer=True) == (2.0, 3.0)
+def test_normalize_zoom():
+    assert normalize_zoom(2, 3, integer=True) == (2.0, 2.0, 2.0)
+    assert normalize_zoom((1.5, 2), 2, integer=False) == (1.5, 2.0)
+    assert normalize_zoom((2, 3), None, integer=True) == (2.0, 3.0)
 
 
 @pytest.mark.parametrize(
-    "factors, n_axes, integer",
+    "zoom, n_axes, integer",
     [((2, 2), 3, True), (0.5, 1, False), (0, 1, True), (1.5, 1, True), (float("nan"), 1, False), ("2", 1, False)],
 )
-def test_normalize_factors_ill_arg(factors, n_axes, integer):
+def test_normalize_zoom_ill_arg(zoom, n_axes, integer):
     with pytest.raises(ValueError):
-        normalize_factors(factors, n_axes, integer=integer)
+        normalize_zoom(zoom, n_axes, integer=integer)
+
+
+@pytest.mark.parametrize("grid, spacing", [("lr", [2.0, 1.0, 4.0]), ("hr", [1.0, 1.0, 1.0])])
+def test_finalize_output_takes_the_sr_ratio_and_the_grid(grid, spacing):
+    img = MetaTensor(torch.rand(1, 8, 8, 8))
+    out = finalize_output(img.as_tensor(), img, method="m", axes=(0, 2), zoom=[2, 1, 4], output_grid=grid, params={})
+    assert spacing_from_affine(out.affine).tolist() == spacing  # the grid change is 1 / zoom on the LR grid
+    assert out.meta["degradation"]["zoom"] == [2.0, 1.0, 4.0] and out.meta["degradation"]["output_grid"] == grid
+    with pytest.raises(ValueError, match="output_grid"):
+        finalize_output(img.as_tensor(), img, method="m", axes=(0,), zoom=[2, 1, 1], output_grid="mm", params={})
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda **kw: BlurDownsample(axes=(0, 1), **kw),
+        lambda **kw: AntialiasedResize(axes=(0, 1), **kw),
+        lambda **kw: KSpaceTruncation(axes=(0, 1), output_grid="lr", **kw),
+    ],
+    ids=["blur", "resize", "kspace"],
+)
+def test_factors_is_a_deprecated_alias_of_zoom(make):
+    img = MetaTensor(torch.rand(1, 8, 8, 4))
+    with pytest.warns(FutureWarning, match="`factors` has been deprecated since version 0.1.0.*removed in version 0.2"):
+        old = make(factors=(2, 2))
+    new = make(zoom=(2, 2))
+    assert old.zoom == new.zoom == (2.0, 2.0)
+    torch.testing.assert_close(old(img), new(img))
+
+
+def test_dictionary_transforms_take_factors_for_one_version():
+    from pipeline.transforms import AntialiasedResized, BlurDownsampled, KSpaceTruncationd
+
+    img = MetaTensor(torch.rand(1, 8, 8, 4))
+    for cls in (AntialiasedResized, BlurDownsampled, KSpaceTruncationd):
+        with pytest.warns(FutureWarning, match="zoom"):
+            out = cls("image", factors=2, axes=(0, 1))({"image": img})["image"]
+        assert out.meta["degradation"]["zoom"][:2] == [2.0, 2.0]
 
 
 @pytest.mark.parametrize("sigma", [0.6, 0.85, 2.0, 5.3])
@@ -97,7 +137,7 @@ def test_history():
     history = out.meta["degradation_history"]
     assert [r["method"] for r in history] == ["antialiased_resize", "thick_slice"]
     assert out.meta["degradation"] == history[-1]
-    assert out.meta["degradation"]["factors"] == [1.0, 1.0, 4.0]
+    assert out.meta["degradation"]["zoom"] == [1.0, 1.0, 4.0]
     assert history[0]["input_spacing_mm"] == [1.0, 1.0, 1.5] and history[-1]["output_spacing_mm"] == [2.0, 2.0, 6.0]
     json.dumps(out.meta["degradation_history"])
     assert "degradation" not in img.meta  # the input is left alone

@@ -70,35 +70,35 @@ def _world_com(img: MetaTensor) -> np.ndarray:
 
 
 @pytest.mark.parametrize("kind", ["ras", "oblique"])
-@pytest.mark.parametrize("transform, factors", CASES, ids=IDS)
-def test_lr_voxel_centres_are_hr_block_centres(transform, factors, kind):
+@pytest.mark.parametrize("transform, zoom", CASES, ids=IDS)
+def test_lr_voxel_centres_are_hr_block_centres(transform, zoom, kind):
     hr_affine = _affine(kind)
     out = transform(_blob(hr_affine))
-    factors = np.asarray(factors, dtype=np.float64)
+    zoom = np.asarray(zoom, dtype=np.float64)
     lr_shape = out.shape[1:]
-    assert tuple(lr_shape) == tuple(int(np.floor(n / f + 1e-6)) for n, f in zip(SHAPE, factors))
-    np.testing.assert_allclose(spacing_from_affine(out.affine), SPACING * factors, rtol=0, atol=1e-9)
-    directions = np.asarray(out.affine)[:3, :3] / (SPACING * factors)
+    assert tuple(lr_shape) == tuple(int(np.floor(n / f + 1e-6)) for n, f in zip(SHAPE, zoom))
+    np.testing.assert_allclose(spacing_from_affine(out.affine), SPACING * zoom, rtol=0, atol=1e-9)
+    directions = np.asarray(out.affine)[:3, :3] / (SPACING * zoom)
     np.testing.assert_allclose(directions, hr_affine[:3, :3] / SPACING, atol=1e-12)
     for lr_idx in itertools.product(*[(0, 1, m // 2, m - 1) for m in lr_shape]):
         j = np.asarray(lr_idx, dtype=np.float64)
         # LR voxel j spans HR voxel coordinates [j f - 1/2, (j + 1) f - 1/2]; its centre:
-        lo, hi = j * factors - 0.5, (j + 1) * factors - 0.5
+        lo, hi = j * zoom - 0.5, (j + 1) * zoom - 0.5
         lr_world = voxel_to_world(out.affine, j)[0]
         np.testing.assert_allclose(lr_world, voxel_to_world(hr_affine, (lo + hi) / 2)[0], rtol=0, atol=1e-6)
-        if np.all(factors == np.round(factors)):  # integer blocks: the mean of the HR voxel centres
-            block = itertools.product(*[range(int(a * f), int(a * f + f)) for a, f in zip(lr_idx, factors)])
+        if np.all(zoom == np.round(zoom)):  # integer blocks: the mean of the HR voxel centres
+            block = itertools.product(*[range(int(a * f), int(a * f + f)) for a, f in zip(lr_idx, zoom)])
             np.testing.assert_allclose(lr_world, voxel_to_world(hr_affine, list(block)).mean(0), rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["ras", "oblique"])
-@pytest.mark.parametrize("transform, factors", CASES, ids=IDS)
-def test_blob_centre_of_mass_does_not_move(transform, factors, kind):
+@pytest.mark.parametrize("transform, zoom", CASES, ids=IDS)
+def test_blob_centre_of_mass_does_not_move(transform, zoom, kind):
     hr = _blob(_affine(kind))
     out = transform(hr)
     shift_mm = _world_com(out) - _world_com(hr)
     shift_lr_voxels = np.linalg.solve(np.asarray(out.affine)[:3, :3], shift_mm)
-    print(f"{type(transform).__name__} {factors} {kind}: centre-of-mass shift {shift_lr_voxels} LR voxels")
+    print(f"{type(transform).__name__} {zoom} {kind}: centre-of-mass shift {shift_lr_voxels} LR voxels")
     assert np.all(np.abs(shift_lr_voxels) < 0.5)  # within half an LR voxel (required)
     assert np.all(np.abs(shift_lr_voxels) < 0.01)  # measured <= 1.4e-3; a half-HR-voxel centring error is >= 0.1
 

@@ -66,28 +66,28 @@ HR_CASES = [
 ]
 
 
-@pytest.mark.parametrize("shape, factors, axes", HR_CASES)
-def test_band_limit_on_hr_grid(shape, factors, axes, record_property):
+@pytest.mark.parametrize("shape, zoom, axes", HR_CASES)
+def test_band_limit_on_hr_grid(shape, zoom, axes, record_property):
     img = phantom(shape)
-    z = truncate_kspace(img, factors, axes)
-    complex_ratio = outside_energy_ratio(z, factors, axes)
-    magnitude_ratio = outside_energy_ratio(z.abs(), factors, axes)
+    z = truncate_kspace(img, zoom, axes)
+    complex_ratio = outside_energy_ratio(z, zoom, axes)
+    magnitude_ratio = outside_energy_ratio(z.abs(), zoom, axes)
     record_property("complex_outside_ratio", complex_ratio)
     record_property("magnitude_outside_ratio", magnitude_ratio)
-    print(f"{shape} f={factors}: outside energy complex {complex_ratio:.2e}, magnitude {magnitude_ratio:.2e}")
+    print(f"{shape} f={zoom}: outside energy complex {complex_ratio:.2e}, magnitude {magnitude_ratio:.2e}")
     assert complex_ratio < 1e-10
     assert magnitude_ratio < 1e-2  # |.| widens the spectrum a little (documented)
-    assert outside_energy_ratio(img, factors, axes) > 1e-3  # the phantom has energy there to remove
+    assert outside_energy_ratio(img, zoom, axes) > 1e-3  # the phantom has energy there to remove
 
 
-@pytest.mark.parametrize("shape, factors, axes", HR_CASES)
+@pytest.mark.parametrize("shape, zoom, axes", HR_CASES)
 @pytest.mark.parametrize("grid", ["hr", "lr"])
-def test_shapes_and_spacing(shape, factors, axes, grid):
+def test_shapes_and_spacing(shape, zoom, axes, grid):
     img = meta_volume(shape)
-    out = KSpaceTruncation(factors, axes=axes, output_grid=grid)(img)
+    out = KSpaceTruncation(zoom, axes=axes, output_grid=grid)(img)
     dims = len(shape)
     full = np.ones(dims)
-    for a, f in zip(axes, factors):
+    for a, f in zip(axes, zoom):
         full[a % dims] = f
     expected = shape if grid == "hr" else tuple(int(np.floor(n / f + 1e-6)) for n, f in zip(shape, full))
     assert tuple(out.shape[1:]) == expected and out.dtype == torch.float32
@@ -97,7 +97,7 @@ def test_shapes_and_spacing(shape, factors, axes, grid):
         torch.testing.assert_close(out.affine, img.affine)
     record = out.meta["degradation"]
     assert record["method"] == "kspace_truncation" and record["output_grid"] == grid
-    assert record["factors"] == pytest.approx(full.tolist())
+    assert record["zoom"] == pytest.approx(full.tolist())
     assert record["input_shape"] == list(shape) and record["output_shape"] == list(expected)
     assert record["output_spacing_mm"] == pytest.approx(spacing.tolist())
     assert out.meta["filename_or_obj"] == "phantom.nii.gz"
@@ -135,7 +135,7 @@ def test_lr_grid_samples_the_hr_result_at_block_centres():
 
 def test_dict_and_missing_keys():
     img = meta_volume((16, 16, 8))
-    t = KSpaceTruncationd(["image", "label"], factors=2, axes=(0, 1), output_grid="lr", allow_missing_keys=True)
+    t = KSpaceTruncationd(["image", "label"], zoom=2, axes=(0, 1), output_grid="lr", allow_missing_keys=True)
     out = t({"image": img, "other": 1})
     assert out["image"].shape == (1, 8, 8, 8) and out["other"] == 1 and "label" not in out
     torch.testing.assert_close(out["image"], KSpaceTruncation(2, axes=(0, 1), output_grid="lr")(img))
@@ -155,7 +155,7 @@ def test_plain_inputs(kind):
 
 def test_ill_arg():
     with pytest.raises(ValueError):
-        KSpaceTruncation((2, 2), axes=(1,))  # factors vs axes
+        KSpaceTruncation((2, 2), axes=(1,))  # zoom vs axes
     with pytest.raises(ValueError):
         KSpaceTruncation(0.5)
     with pytest.raises(ValueError):

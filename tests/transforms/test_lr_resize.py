@@ -22,7 +22,7 @@ def meta_volume(shape: tuple[int, ...]) -> MetaTensor:
 
 
 @pytest.mark.parametrize(
-    "shape, factors, axes",
+    "shape, zoom, axes",
     [
         ((32, 32, 16), 2, (0, 1)),
         ((33, 31, 8), 3, (0, 1)),
@@ -31,18 +31,18 @@ def meta_volume(shape: tuple[int, ...]) -> MetaTensor:
         ((16, 16, 16), 2, None),
     ],
 )
-def test_shapes_spacing_and_meta(shape, factors, axes):
-    out = AntialiasedResize(factors, axes=axes)(meta_volume(shape))
+def test_shapes_spacing_and_meta(shape, zoom, axes):
+    out = AntialiasedResize(zoom, axes=axes)(meta_volume(shape))
     dims = len(shape)
     axes_n = list(range(dims)) if axes is None else list(axes)
     full = np.ones(dims)
-    full[axes_n] = factors
+    full[axes_n] = zoom
     assert tuple(out.shape[1:]) == tuple(int(np.floor(n / f + 1e-6)) for n, f in zip(shape, full))
     np.testing.assert_allclose(spacing_from_affine(out.affine)[:dims], SPACING[:dims] * full, atol=1e-12)
     record = out.meta["degradation"]
     assert record["method"] == "antialiased_resize" and record["antialias"] is True
     assert record["interpolation"] == "bicubic"
-    assert record["factors"] == full.tolist() and record["axes"] == axes_n
+    assert record["zoom"] == full.tolist() and record["axes"] == axes_n
 
 
 @pytest.mark.parametrize("factor", [2, 3, 4])

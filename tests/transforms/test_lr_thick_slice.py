@@ -41,7 +41,7 @@ def test_shapes_spacing_and_meta(shape, axis, thickness, gap, profile):
     np.testing.assert_allclose(spacing_from_affine(out.affine)[:dims], expected_spacing, atol=1e-12)
     record = out.meta["degradation"]
     assert record["method"] == "thick_slice" and record["axes"] == [ax] and record["profile"] == profile
-    assert record["factors"][ax] == pytest.approx(spacing / SPACING[ax])
+    assert record["zoom"][ax] == pytest.approx(spacing / SPACING[ax])
     assert record["thickness_mm"] == thickness and record["gap_mm"] == gap and record["slice_spacing_mm"] == spacing
 
 
