@@ -2,8 +2,9 @@
 
 A wheel (``pip install .``, ``pip wheel .``, ``python -m build``) holds every bundle as package data
 under ``pipeline/bundles/<name>/``: its ``configs/``, ``models/model.pt``, ``LICENSE``,
-``docs/README.md`` and ``docs/data_license.txt`` (and ``bundles/schema/``), never the training
-by-products (``logs/``, ``eval/``, checkpoints, TensorBoard events, figures). The files are copied at
+``docs/README.md`` and ``docs/data_license.txt`` (and ``bundles/schema/`` and ``bundles/common/``, the shared
+training base), never the training by-products (``logs/``, ``eval/``, checkpoints, TensorBoard events,
+figures). The files are copied at
 build time, so ``bundles/`` stays at the repository root, once in git. An editable install ships
 nothing: it finds the checkout's ``bundles/`` (``pipeline.inference.bundle_dirs``).
 """
@@ -18,7 +19,7 @@ from setuptools.command.build_py import build_py
 
 BUNDLES = Path(__file__).resolve().parent / "bundles"
 BUNDLE_FILES = ("LICENSE", "configs/*", "models/model.pt", "docs/README.md", "docs/data_license.txt")
-SCHEMA_FILES = ("schema/*",)
+SCHEMA_FILES = ("schema/*", "common/*")
 
 
 def bundle_files() -> list[Path]:

@@ -27,6 +27,7 @@ from monai.bundle import ConfigParser
 from monai.utils import set_determinism
 
 from pipeline.training.engines import prepare_sr_batch
+from pipeline.training.config_layers import config_layers
 
 __all__ = ["critic_separation"]
 
@@ -66,7 +67,7 @@ def critic_separation(
     if missing:
         raise ValueError(f"{checkpoint}: not a GAN training checkpoint (missing {sorted(missing)})")
     parser = ConfigParser()
-    parser.read_config([str(root / "configs" / name) for name in config_files])
+    parser.read_config([str(f) for f in config_layers(root, config_files)])
     parser.update({"bundle_root": str(root), **(overrides or {})})
     parser.update({"train#dataset#split": split, "train#dataset#seed": seed})
     generator, critic = parser.get_parsed_content("network_def"), parser.get_parsed_content("critic_def")

@@ -37,7 +37,7 @@ class BundleSummary:
     Attributes:
         name: the bundle's name (its folder's name, how ``--method`` finds it).
         version: ``configs/metadata.json`` "version".
-        protocol: the degradation protocol it was trained for (``configs/train.json`` "protocol", else
+        protocol: the degradation protocol it was trained for (``configs/inference.json`` "protocol", else
             metadata "degradation_protocol").
         test_psnr_gain_db: metadata ``eval_metrics.psnr_gain_db``: PSNR gain over cubic B-spline on the
             test split (dB), None when not scored.
@@ -76,8 +76,8 @@ def describe_bundle(root: str | os.PathLike, origin: str = "folder") -> BundleSu
     """The :class:`BundleSummary` of the bundle folder ``root``."""
     root = Path(root)
     meta = _read_json(root / "configs" / "metadata.json")
-    train = _read_json(root / "configs" / "train.json")
-    protocol = train.get("protocol") if isinstance(train.get("protocol"), str) else None
+    inference = _read_json(root / "configs" / "inference.json")
+    protocol = inference.get("protocol") if isinstance(inference.get("protocol"), str) else None
     weights = root / "models" / "model.pt"
     gain = (meta.get("eval_metrics") or {}).get("psnr_gain_db")
     return BundleSummary(

@@ -74,14 +74,16 @@ def bundle_protocol(method: Any) -> PipelineProtocol | None:
     turns a bundle's protocol name into a :class:`~pipeline.protocols.Protocol` (QC and ``--adapt`` use it).
     """
     info = getattr(method, "bundle_info", None) or {}
-    name = bundle_metadata(info["path"]).get("degradation_protocol") if info.get("path") else None
+    metadata = Path(info["path"]) / "configs" / "metadata.json" if info.get("path") else None
+    name = bundle_metadata(info["path"]).get("degradation_protocol") if metadata and metadata.is_file() else None
     return get_protocol(name) if name else None
 
 
 def bundle_info(bundle_root: str | os.PathLike) -> dict[str, Any]:
     """Name, version and folder of a bundle, as recorded in every output's sidecar."""
     root = Path(bundle_root).resolve()
-    meta = bundle_metadata(root)
+    has_metadata = (root / "configs" / "metadata.json").is_file()  # a training output folder may have none
+    meta = bundle_metadata(root) if has_metadata else {}
     return {"name": meta.get("name", root.name), "version": meta.get("version"), "path": str(root)}
 
 

@@ -125,7 +125,8 @@ class ResumableCheckpoint:
     Args:
         save_path: the checkpoint file (``models/checkpoint.pt``).
         save_dict: objects with ``state_dict``/``load_state_dict``: network, optimizer, lr scheduler,
-            a :class:`BestModelSaver`...
+            a :class:`BestModelSaver`...; ``None`` entries are left out (a recipe without a scheduler:
+            ``"lr_scheduler": null`` in the shared ``bundles/common/train_base.json``).
         save_interval: epochs between saves.
         resume: load ``save_path`` into the objects and the trainer when the trainer starts
             (``FileNotFoundError`` when it does not exist). The trainer continues at the saved
@@ -145,7 +146,7 @@ class ResumableCheckpoint:
         if "trainer" in save_dict:
             raise ValueError("save_dict must not contain 'trainer': the attached engine is saved under that name")
         self.save_path = Path(save_path)
-        self.save_dict = dict(save_dict)
+        self.save_dict = {name: obj for name, obj in save_dict.items() if obj is not None}
         self.save_interval = save_interval
         self.resume = resume
 

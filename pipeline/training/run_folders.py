@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.io import atomic_write_json, read_json
+from pipeline.training.config_layers import TRAIN_BASE, train_base_file
 
 __all__ = [
     "RUN_RECORD",
@@ -75,22 +76,36 @@ def read_run_record(run_dir: str | os.PathLike) -> dict[str, Any]:
     return read_json(path) if path.is_file() else {}
 
 
+def _copy_train_base(source: Path, configs: Path) -> None:
+    """Copy ``source``'s shared training base into ``configs`` when there is one (training names it if not)."""
+    try:
+        shutil.copyfile(train_base_file(source), configs / TRAIN_BASE)
+    except FileNotFoundError:
+        pass  # bundle_workflow says which file is missing when the run starts
+
+
 def prepare_run_folder(run_dir: str | os.PathLike, source: str | os.PathLike) -> Path:
-    """Give ``run_dir`` a copy of ``source``'s ``configs/`` and a ``run.json``, unless it already has configs.
+    """Give ``run_dir`` a copy of ``source``'s ``configs/`` (with the shared ``train_base.json``) and a
+    ``run.json``, unless it already has configs.
 
     A run folder that has configs (an earlier session of this run, or a folder prepared by hand) keeps
-    them: a resumed run goes on with the configs it started with. The copy is made under a temporary
-    name and renamed, so a run folder never holds half a copy.
+    them (given the source's training base if they lack one): a resumed run goes on with the configs it
+    started with. The copy is made under a temporary name and renamed, so a run folder never holds half a
+    copy.
     """
     run = Path(run_dir)
     configs = run / "configs"
     if configs.is_dir():
+        if (configs / "train.json").is_file() and not (configs / TRAIN_BASE).is_file():  # prepared by hand
+            _copy_train_base(source, configs)
         return run
     source = Path(source)
     run.mkdir(parents=True, exist_ok=True)
     partial = run / ".configs.tmp"
     shutil.rmtree(partial, ignore_errors=True)  # left by a killed start
     shutil.copytree(source / "configs", partial)
+    if (source / "configs" / "train.json").is_file() and not (partial / TRAIN_BASE).is_file():
+        _copy_train_base(source, partial)  # the run keeps the base it started with
     partial.rename(configs)
     meta_path = source / "configs" / "metadata.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}

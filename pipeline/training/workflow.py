@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from monai.bundle import ConfigWorkflow
 
+from pipeline.training.config_layers import config_layers
 from pipeline.training.handlers import unwrap_module
 
 __all__ = ["bundle_workflow", "load_initial_weights", "train"]
@@ -25,6 +26,10 @@ def bundle_workflow(
 ) -> ConfigWorkflow:
     """A ``ConfigWorkflow`` over ``bundle_root/configs/<config_files>`` (merged in order), not yet initialised.
 
+    ``train.json`` stands for its three layers (:func:`training_layers`): ``inference.json``, the shared
+    base, ``train.json``, as ``python -m monai.bundle run --config_file "['configs/inference.json',
+    '../common/train_base.json','configs/train.json']"`` reads them.
+
     Args:
         bundle_root: the bundle folder; also set as the config's ``bundle_root``.
         config_files: file names under ``configs/``, e.g. ``("train.json", "evaluate.json")``.
@@ -34,7 +39,7 @@ def bundle_workflow(
     """
     root = Path(bundle_root).resolve()
     configs = root / "configs"
-    files = [str(configs / name) for name in config_files]
+    files = [str(f) for f in config_layers(root, config_files)]
     missing = [f for f in files if not Path(f).is_file()]
     if missing:
         raise FileNotFoundError(f"bundle config(s) not found: {missing}")

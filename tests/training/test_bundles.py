@@ -25,6 +25,7 @@ from monai.bundle import ConfigParser, ConfigWorkflow, ckpt_export, verify_net_i
 import pipeline.inference.bundle_dirs as bundle_dirs
 from pipeline.analysis.critic_separation import critic_separation
 from pipeline.protocols import get_protocol
+from pipeline.training.config_layers import TRAIN_BASE, train_base_file, training_layers
 from pipeline.transforms.grid import zoomed_affine
 from tests.conftest import blob_volume
 
@@ -52,9 +53,24 @@ def read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def train_config(name: str) -> ConfigParser:
+    """A bundle's training config as MONAI reads it: inference.json, the shared base, the bundle's train.json."""
+    parser = ConfigParser()
+    parser.read_config([str(f) for f in training_layers(BUNDLES_DIR / name)])
+    return parser
+
+
+def copy_configs(name: str, root: Path) -> None:
+    """A bundle's configs under ``root/configs``, with the shared training base, as in a run folder."""
+    shutil.copytree(configs(name), root / "configs")
+    shutil.copyfile(train_base_file(BUNDLES_DIR / name), root / "configs" / TRAIN_BASE)
+
+
 def workflow(root: Path, config_files: list[str], workflow_type: str | None, **overrides) -> ConfigWorkflow:
+    layers = ["inference.json", TRAIN_BASE, "train.json"]
+    files = [f for name in config_files for f in (layers if name == "train.json" else [name])]
     wf = ConfigWorkflow(
-        config_file=[str(root / "configs" / f) for f in config_files],
+        config_file=[str(root / "configs" / f) for f in files],
         meta_file=str(root / "configs" / "metadata.json"),
         logging_file=False,
         workflow_type=workflow_type,
@@ -78,7 +94,7 @@ def train_overrides(name: str, root: Path, manifest: Path) -> dict:
         "validate#dataset#max_scans": 1,
     }
     if name == "mdcsrn_gan":
-        generator = ConfigParser(read_json(configs(name) / "train.json")).get_parsed_content("network_def")
+        generator = train_config(name).get_parsed_content("network_def")
         init = root.parent / "mdcsrn_init.pt"
         torch.save(generator.state_dict(), init)
         overrides.update(
@@ -91,7 +107,7 @@ def train_overrides(name: str, root: Path, manifest: Path) -> dict:
     if name == "thick_slice":  # the synthetic scans have 12 slices: keep 8-voxel patches inside the thick axis
         overrides.update({"train#dataset#thickness_mm": [2.0, 3.0], "train#dataset#gap_mm": [0.0, 0.0]})
     if name == "rrlsrn_x4":
-        x2 = ConfigParser(read_json(configs("rrlsrn") / "train.json")).get_parsed_content("network_def")
+        x2 = train_config("rrlsrn").get_parsed_content("network_def")
         init = root.parent / "rrlsrn_x2_init.pt"
         torch.save(x2.state_dict(), init)
         overrides["x2_init"] = str(init)
@@ -100,7 +116,7 @@ def train_overrides(name: str, root: Path, manifest: Path) -> dict:
 
 def expected_checkpoint_keys(name: str) -> set[str]:
     keys = {"network", "optimizer", "best_model", "rng", "trainer"}
-    if "lr_scheduler" in read_json(configs(name) / "train.json"):
+    if train_config(name)["lr_scheduler"] is not None:
         keys.add("lr_scheduler")
     if name == "mdcsrn_gan":
         keys |= {"critic", "critic_optimizer"}
@@ -118,9 +134,9 @@ def write_lr_volume(name: str, path: Path) -> np.ndarray:
 @pytest.mark.parametrize("name", BUNDLES)
 def test_bundle_train_evaluate_infer_export(name: str, tmp_path: Path, synthetic_manifest: Path):
     root = tmp_path / "bundle"
-    shutil.copytree(configs(name), root / "configs")
+    copy_configs(name, root)
     meta = read_json(root / "configs" / "metadata.json")
-    train_cfg = read_json(root / "configs" / "train.json")
+    train_cfg = train_config(name).get()
     spatial_dims = train_cfg["spatial_dims"]
 
     # train: two iterations, one validation
@@ -210,35 +226,43 @@ def test_network_matches_metadata(name: str):
 
 
 @pytest.mark.parametrize("name", BUNDLES)
-def test_configs_agree(name: str):
-    """Metadata, training and inference configs describe the same network, grid and protocol."""
+def test_metadata_describes_the_inference_config(name: str):
+    """metadata.json (MONAI's description of the bundle) names the protocol, network and grid inference.json builds."""
     meta = read_json(configs(name) / "metadata.json")
-    train_cfg = read_json(configs(name) / "train.json")
     infer_cfg = read_json(configs(name) / "inference.json")
-    assert meta["name"] == name
+    assert meta["name"] == name == infer_cfg["sr_method"]["name"]
     assert re.fullmatch(r"\d+\.\d+\.\d+", meta["version"]) and meta["version"] in meta["changelog"]
     if (BUNDLES_DIR / name / "models" / "model.pt").is_file():  # shipped weights come with their scores
         assert meta["eval_metrics"]["psnr_gain_db"] > 0 and "eval_metrics_note" not in meta
     else:
         assert meta["eval_metrics"] == {} and "not trained yet" in meta["eval_metrics_note"]
-    assert meta["degradation_protocol"] == train_cfg["protocol"]
-    protocol = get_protocol(train_cfg["protocol"])
-    # a through-plane bundle takes its zoom from the input's header; the others have their protocol's
-    assert infer_cfg["zoom"] == (None if protocol.acquisition is not None else list(protocol.zoom))
-    for key in ("network_def", "spatial_dims", "upsampling"):
-        assert infer_cfg[key] == train_cfg[key], key
-    expected_method = {k: v for k, v in infer_cfg["sr_method"].items() if k != "bundle_info"}
-    assert train_cfg["validate"]["sr_method"] == expected_method
-    assert expected_method["name"] == name
+    assert meta["degradation_protocol"] == infer_cfg["protocol"]
+    protocol = get_protocol(infer_cfg["protocol"])
+    zoom = ConfigParser(infer_cfg).get_parsed_content("zoom")
+    # a through-plane bundle takes its zoom from the input's header; the others derive it from their protocol
+    assert zoom == (None if protocol.acquisition is not None else protocol.zoom)
     fmt = meta["network_data_format"]
     for io in (fmt["inputs"]["image"], fmt["outputs"]["pred"]):
         assert io["modality"] == "MR" and io["num_channels"] == 1
-        assert len(io["spatial_shape"]) == train_cfg["spatial_dims"]
-    assert len(train_cfg["train"]["dataset"]["patch_size"]) == train_cfg["spatial_dims"]
-    if train_cfg["upsampling"] == "network":
+        assert len(io["spatial_shape"]) == infer_cfg["spatial_dims"]
+    if infer_cfg["upsampling"] == "network":
         factor = int(protocol.zoom[0])
         assert fmt["outputs"]["pred"]["spatial_shape"] == [f"{factor}*n", f"{factor}*n"]
     assert (BUNDLES_DIR / name / "LICENSE").is_file() and (BUNDLES_DIR / name / "docs" / "data_license.txt").is_file()
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_training_layers_on_the_inference_config(name: str):
+    """Training builds its network, protocol and validation method from inference.json (no copies to keep
+    equal) and its workflow from the shared base; train.json holds the recipe only."""
+    recipe = read_json(configs(name) / "train.json")
+    for key in ("protocol", "spatial_dims", "upsampling", "network_def", "sr_method", "validate#sr_method"):
+        assert key not in recipe, key
+    parser = train_config(name)
+    assert parser.get()["validate"]["sr_method"] == "@sr_method"
+    assert parser["protocol"] == read_json(configs(name) / "inference.json")["protocol"]
+    assert tuple(parser.get_parsed_content("zoom")) == get_protocol(parser["protocol"]).zoom
+    assert len(parser["train"]["dataset"]["patch_size"]) == parser["spatial_dims"]
 
 
 @pytest.mark.parametrize("name", [*BUNDLES, "srcnn"])
@@ -248,7 +272,7 @@ def test_cpu_recipe_overrides_existing_keys(name: str):
     recipe = configs(name) / "train_cpu.json"
     if not recipe.is_file():
         pytest.skip(f"{name} has no CPU recipe")
-    parser = ConfigParser(read_json(configs(name) / "train.json"))
+    parser = train_config(name)
     for key in read_json(recipe):
         assert key in parser, f"{recipe}: {key} is not a key of train.json"
 
@@ -258,7 +282,7 @@ def test_mdcsrn_cpu_recipe_starts_from_the_input_with_calibrated_frozen_statisti
     start) returns its input in training mode, so training starts at the zero-filled k-space input; the
     paper's recipe keeps batch statistics."""
     parser = ConfigParser()
-    parser.read_config([configs("mdcsrn") / "train.json", configs("mdcsrn") / "train_cpu.json"])
+    parser.read_config([*training_layers(BUNDLES_DIR / "mdcsrn"), configs("mdcsrn") / "train_cpu.json"])
     parser.update({"device": "$torch.device('cpu')", "dataset_manifest": str(synthetic_manifest)})
     parser.update({"train#dataset#patch_size": [8, 8, 8], "train#dataset#max_scans": 1})
     network = parser.get_parsed_content("network").train()
@@ -267,7 +291,7 @@ def test_mdcsrn_cpu_recipe_starts_from_the_input_with_calibrated_frozen_statisti
     assert all(float(m.running_var.min()) != 1.0 for m in norms)  # measured, not the initial statistics
     x = torch.rand(2, 1, 12, 12, 12)
     torch.testing.assert_close(network(x), x, atol=1e-4, rtol=1e-4)
-    paper = ConfigParser(read_json(configs("mdcsrn") / "train.json")).get_parsed_content("network_def").train()
+    paper = train_config("mdcsrn").get_parsed_content("network_def").train()
     assert all(m.training for m in paper.modules() if isinstance(m, torch.nn.BatchNorm3d))
 
 
@@ -302,7 +326,7 @@ def test_initialising_weights_must_exist(
     monkeypatch.setattr(bundle_dirs, "PACKAGE_BUNDLES_DIR", root.parent)  # no bundle of that name anywhere
     monkeypatch.setattr(bundle_dirs, "CHECKOUT_BUNDLES_DIR", root.parent)
     monkeypatch.delenv("MRISR_BUNDLE_DIR", raising=False)
-    shutil.copytree(configs(name), root / "configs")
+    copy_configs(name, root)
     with pytest.raises(RuntimeError) as error:  # when the network is built; the parser wraps the error
         wf = workflow(root, ["train.json"], "train", bundle_root=str(root), dataset_manifest=str(synthetic_manifest))
         wf.run()
@@ -318,7 +342,7 @@ DOMAIN_BUNDLES = sorted(name for name in CASES if (configs(name) / "train_domain
 def test_domain_randomised_training_layer_trains(name: str, tmp_path: Path, synthetic_manifest: Path):
     """The bundle's documented domain-randomisation recipe layers onto train.json + train_cpu.json and trains."""
     root = tmp_path / "bundle"
-    shutil.copytree(configs(name), root / "configs")
+    copy_configs(name, root)
     layer = read_json(root / "configs" / "train_domain.json")
     assert layer["train#dataset#domain"] and layer["validate#dataset#extra_protocols"]
     overrides = {

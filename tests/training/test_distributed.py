@@ -11,7 +11,6 @@ batch-mean loss, so the weights after training must match the single process's.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +23,8 @@ import torch
 from pipeline.training import is_secondary_rank
 from tests.conftest import blob_volume
 from tests.utils import write_manifest
-from tests.training.test_bundles import workflow
+from pipeline.training.config_layers import TRAIN_BASE
+from tests.training.test_bundles import copy_configs, train_config, workflow
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "srcnn"
 SLICE = (24, 28)
@@ -70,7 +70,7 @@ OUTPUT_ONLY = {"TensorBoardStatsHandler", "StatsHandler", "ignite.handlers.Progr
 @pytest.mark.parametrize("config", sorted(BUNDLE.parent.glob("*/configs/train.json")), ids=lambda p: p.parts[-3])
 def test_output_only_handlers_are_built_on_rank_zero_only(config: Path):
     """Handlers flagged by type, not a list slice; every other handler runs on every rank."""
-    train = json.loads(config.read_text())
+    train = train_config(config.parts[-3]).get()
     assert train["not_rank_zero"] == "$pipeline.training.is_secondary_rank()"
     for handler in train["train"]["handlers"] + train["validate"]["handlers"]:
         if isinstance(handler, dict):
@@ -84,7 +84,7 @@ def run_torchrun(bundle: Path, root: Path, overrides: dict, extra: dict | None =
     """``torchrun --standalone --nproc_per_node=2 -m monai.bundle run`` of ``bundle``'s train.json +
     multi_gpu_train.json under ``root``; each rank writes under ``rank<r>/`` and saves its final
     weights as ``weights_rank<r>.pt``."""
-    shutil.copytree(bundle / "configs", root / "configs")
+    copy_configs(bundle.name, root)
     per_rank = {
         "ckpt_dir": "$@bundle_root + '/rank' + os.environ['RANK'] + '/models'",
         "log_dir": "$@bundle_root + '/rank' + os.environ['RANK'] + '/logs'",
@@ -95,7 +95,8 @@ def run_torchrun(bundle: Path, root: Path, overrides: dict, extra: dict | None =
         **(extra or {}),
     }
     (root / "configs" / "test_per_rank.json").write_text(json.dumps(per_rank))
-    files = [str(root / "configs" / name) for name in ("train.json", "multi_gpu_train.json", "test_per_rank.json")]
+    names = ("inference.json", TRAIN_BASE, "train.json", "multi_gpu_train.json", "test_per_rank.json")
+    files = [str(root / "configs" / name) for name in names]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     command += ["-m", "monai.bundle", "run", "--config_file", str(files)]
     command += ["--meta_file", str(root / "configs" / "metadata.json"), "--bundle_root", str(root)]
@@ -111,10 +112,8 @@ def files_written(root: Path) -> set[str]:
 
 def test_torchrun_two_cpu_ranks_match_one_process(tmp_path: Path):
     manifest = slice_stack_manifest(tmp_path / "data")
-    configs = BUNDLE / "configs"
-
     single_root = tmp_path / "single"
-    shutil.copytree(configs, single_root / "configs")
+    copy_configs(BUNDLE.name, single_root)
     options = overrides(manifest, batch_size=2)
     single = workflow(single_root, ["train.json"], "train", bundle_root=str(single_root), **options)
     single.run()

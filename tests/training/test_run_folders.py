@@ -63,7 +63,9 @@ def test_train_by_name_writes_a_new_run_folder_never_the_bundle(
     assert fake_training[0]["root"] == Path("runs") / "srcnn" / run.name
     assert fake_training[0]["configs"] == ["train.json", "train_cpu.json"]
     assert fake_training[0]["train#trainer#max_epochs"] == 1 and fake_training[0]["resume"] is False
-    assert sorted(p.name for p in (run / "configs").iterdir()) == sorted(p.name for p in (SRCNN / "configs").iterdir())
+    # the run keeps the shared training base it started with
+    copied = sorted(p.name for p in (run / "configs").iterdir())
+    assert copied == sorted([*(p.name for p in (SRCNN / "configs").iterdir()), "train_base.json"])
     record = json.loads((run / "run.json").read_text())
     assert record["bundle"] == "srcnn" and record["source"] == str(SRCNN.resolve())
     assert record["sessions"][0]["options"]["max_epochs"] == 1

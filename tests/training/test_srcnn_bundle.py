@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -15,7 +14,9 @@ from monai.bundle import ConfigWorkflow, verify_net_in_out
 
 from pipeline.inference import load_bundle_method
 from pipeline.training import bundle_workflow, load_initial_weights, train
+from pipeline.training.config_layers import training_layers
 from tests.conftest import blob_volume
+from tests.training.test_bundles import copy_configs
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "srcnn"
 CONFIGS = BUNDLE / "configs"
@@ -33,9 +34,14 @@ def train_overrides(bundle_root: Path, manifest: Path) -> dict:
     }
 
 
+def _layers(name: str) -> list[Path]:
+    """``train.json`` stands for its three layers (inference.json, the shared base, train.json)."""
+    return training_layers(BUNDLE) if name == "train.json" else [CONFIGS / name]
+
+
 def workflow(config_files: list[str], **overrides) -> ConfigWorkflow:
     wf = ConfigWorkflow(
-        config_file=[str(CONFIGS / f) for f in config_files],
+        config_file=[str(f) for name in config_files for f in _layers(name)],
         meta_file=str(CONFIGS / "metadata.json"),
         logging_file=False,
         workflow_type="train",
@@ -48,7 +54,7 @@ def workflow(config_files: list[str], **overrides) -> ConfigWorkflow:
 @pytest.fixture
 def trained_bundle(tmp_path: Path, synthetic_manifest: Path) -> Path:
     root = tmp_path / "bundle"
-    shutil.copytree(CONFIGS, root / "configs")  # a bundle folder: configs + the weights trained below
+    copy_configs("srcnn", root)  # a bundle folder: configs + the weights trained below
     wf = workflow(["train.json"], **train_overrides(root, synthetic_manifest))
     wf.run()
     assert wf.trainer.state.iteration == 2
