@@ -249,7 +249,7 @@ def test_preprocess_accepts_an_all_ones_mask_and_rejects_an_empty_one(tmp_path: 
     [
         ((3, 3, 5), ["--protocol", "bicubic-x2"]),
         ((3, 3, 5), ["--protocol", "bicubic-x4"]),
-        ((5, 5, 4), ["--model", "thick-slice", "--thickness", "6", "--axis", "2"]),
+        ((5, 5, 4), ["--model", "thick-slice", "--thickness", "6", "--axes", "2"]),
     ],
 )
 def test_degrade_refuses_tiny_inputs(tmp_path: Path, shape: tuple[int, ...], model: list[str], capsys) -> None:

@@ -30,6 +30,7 @@ from pipeline.bids import (
 )
 from pipeline.cli.common import (
     add_bundle_dir_argument,
+    add_methods_argument,
     add_shard_argument,
     fail,
     requested_shard,
@@ -69,10 +70,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="SUFFIX",
         help=f"the anat suffixes to super-resolve (default: {' '.join(DEFAULT_SUFFIXES)})",
     )
-    parser.add_argument(
-        "--method",
-        help=f"participant level: a baseline {BASELINE_NAMES}, a bundle name or a bundle folder (names the outputs' "
-        "desc-<method>, letters and digits only: thick_slice gives desc-thickslice)",
+    add_methods_argument(
+        parser,
+        several=False,
+        more_help=f"; participant level: a baseline {BASELINE_NAMES}, a bundle name or a bundle folder (names the "
+        "outputs' desc-<method>, letters and digits only: thick_slice gives desc-thickslice)",
     )
     add_bundle_dir_argument(parser)
     add_run_arguments(parser)

@@ -35,7 +35,13 @@ from pipeline.sharding import (
 __all__ = [
     "ZOOM_HELP",
     "add_bundle_dir_argument",
+    "SPLITS",
+    "DeprecatedAlias",
     "add_input_arguments",
+    "add_methods_argument",
+    "add_split_argument",
+    "manifest_split",
+    "read_cohort_manifest",
     "add_precision_argument",
     "add_shard_argument",
     "add_zoom_argument",
@@ -53,13 +59,77 @@ def add_input_arguments(parser: argparse.ArgumentParser, *, default_column: str)
     parser.add_argument("-o", "--output", help="output NIfTI path (single-file mode)")
     parser.add_argument("--manifest", help="CSV manifest: run over its rows instead of one file")
     parser.add_argument("--output-dir", help="output folder (manifest mode)")
-    parser.add_argument("--split", choices=("train", "val", "test"), help="only the manifest rows of this split")
+    add_split_argument(parser)
     parser.add_argument("--data-root", help="folder that the manifest's relative paths resolve against")
     parser.add_argument(
         "--column", default=default_column, help=f"manifest column with the inputs (default: {default_column})"
     )
     add_shard_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+SPLITS = ("train", "val", "test", "all")
+
+
+def add_split_argument(parser: argparse.ArgumentParser) -> None:
+    """``--split``, the same in every cohort command (resolved by :func:`manifest_split`)."""
+    parser.add_argument(
+        "--split",
+        choices=SPLITS,
+        help="manifest rows of this split (default: test when the manifest has a split column, else every row; "
+        "all: every row)",
+    )
+
+
+def manifest_split(split: str | None, manifest: str | Path) -> str:
+    """The split a cohort command runs on: ``--split`` as given (``None`` when left out), resolved.
+
+    The default, in every cohort command, is ``test`` when the manifest has a ``split`` column (the scans
+    that chose nothing; a note on stderr says so) and ``all`` otherwise (a clinical cohort without splits).
+
+    Returns:
+        ``"train"``, ``"val"``, ``"test"`` or ``"all"``.
+    """
+    if split is not None:
+        return split
+    try:
+        columns = pd.read_csv(manifest, nrows=0).columns
+    except (OSError, ValueError):
+        return "all"  # read_manifest reports an unreadable manifest with its own message
+    if "split" not in columns:
+        return "all"
+    print("mrisr: note: the test rows of the manifest (the default; --split all for every row)", file=sys.stderr)
+    return "test"
+
+
+def read_cohort_manifest(args: argparse.Namespace, require: tuple[str, ...]) -> pd.DataFrame:
+    """The rows of ``args.manifest`` that a cohort command runs on; ``args.split`` is resolved in place."""
+    args.split = manifest_split(args.split, args.manifest)
+    split = None if args.split == "all" else args.split
+    return read_manifest(args.manifest, data_root=args.data_root, split=split, require=require)
+
+
+def add_methods_argument(
+    parser: argparse.ArgumentParser, *, several: bool, required: bool = False, more_help: str = ""
+) -> None:
+    """``--methods`` in every command (``--method`` is the same option).
+
+    Args:
+        several: the command compares several methods (``args.methods``, a list: evaluate); otherwise
+            it runs exactly one (``args.method``, a string: infer, bids).
+        required: the option must be given.
+        more_help: appended to the help.
+    """
+    parser.add_argument(
+        "--methods",
+        "--method",
+        dest="methods" if several else "method",
+        nargs="+" if several else None,
+        metavar="METHOD",
+        required=required,
+        help=("baselines and/or bundle names/folders" if several else "one baseline or bundle name/folder")
+        + more_help,
+    )
 
 
 def add_shard_argument(parser: argparse.ArgumentParser) -> None:
@@ -104,7 +174,7 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
 ZOOM_HELP = "zoom: output voxels per input voxel per axis (MONAI's Zoom)"
 
 
-class _DeprecatedAlias(argparse.Action):
+class DeprecatedAlias(argparse.Action):
     """An option renamed to ``new``: stores into the new option's ``dest`` and prints one line on stderr."""
 
     def __init__(self, option_strings: Sequence[str], dest: str, *, new: str, **kwargs: Any) -> None:
@@ -135,7 +205,7 @@ def add_zoom_argument(parser: argparse.ArgumentParser, *, old: str, more_help: s
     group.add_argument(
         old,
         dest="zoom",
-        action=_DeprecatedAlias,
+        action=DeprecatedAlias,
         new="--zoom",
         default=argparse.SUPPRESS,
         help=f"deprecated alias of --zoom (removed in mrisr {ZOOM_ALIASES_REMOVED})",
@@ -240,7 +310,7 @@ def run_single_or_cohort(
         return fail("--manifest needs --output-dir")
     try:
         requested = requested_shard(args)
-        table = read_manifest(args.manifest, data_root=args.data_root, split=args.split, require=(args.column,))
+        table = read_cohort_manifest(args, require=(args.column,))
         check_output_folder(args.output_dir)
     except (OSError, ValueError) as err:
         return fail(error_message(err))

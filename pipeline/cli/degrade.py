@@ -10,7 +10,7 @@ from pathlib import Path
 
 from monai.data import MetaTensor
 
-from pipeline.cli.common import add_input_arguments, add_zoom_argument, fail, run_single_or_cohort
+from pipeline.cli.common import DeprecatedAlias, add_input_arguments, add_zoom_argument, fail, run_single_or_cohort
 from pipeline.degrade import degrade_file
 from pipeline.protocols import PROTOCOLS, get_protocol, protocol_name
 from pipeline.transforms.lr_blur import BlurDownsample
@@ -45,14 +45,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="Z",
         default=[2.0],
     )
-    parser.add_argument("--axes", type=int, nargs="+", help="degraded spatial axes (0-2)")
+    axes = parser.add_mutually_exclusive_group()
+    axes.add_argument(
+        "--axes", type=int, nargs="+", help="degraded spatial axes (0-2); thick-slice: the one slice axis (default 2)"
+    )
+    axes.add_argument(
+        "--axis",
+        dest="axes",
+        type=int,
+        nargs=1,
+        action=DeprecatedAlias,
+        new="--axes",
+        default=argparse.SUPPRESS,
+        help="deprecated alias of --axes for thick-slice (removed in mrisr 0.2.0)",
+    )
     parser.add_argument("--grid", choices=("hr", "lr"), default="lr", help="kspace: output matrix (default lr)")
     parser.add_argument("--noise", choices=("gaussian", "rician"), help="blur: add noise")
     parser.add_argument("--noise-std", type=float, default=0.02, help="blur: noise sd as a fraction of the robust max")
     parser.add_argument("--thickness", type=float, help="thick-slice: slice thickness in mm")
     parser.add_argument("--gap", type=float, default=0.0, help="thick-slice: gap between slices in mm")
     parser.add_argument("--profile", choices=("gaussian", "boxcar"), default="gaussian", help="thick-slice profile")
-    parser.add_argument("--axis", type=int, default=2, help="thick-slice: slice axis (default 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed for random noise")
     parser.set_defaults(func=run)
 
@@ -78,7 +90,9 @@ def build_transform(args: argparse.Namespace) -> Callable[[MetaTensor], MetaTens
         return AntialiasedResize(zoom, axes=args.axes or (0, 1))
     if args.thickness is None:
         raise ValueError("--model thick-slice needs --thickness (mm)")
-    return ThickSlice(args.thickness, axis=args.axis, gap_mm=args.gap, profile=args.profile)
+    if args.axes is not None and len(args.axes) != 1:
+        raise ValueError(f"--model thick-slice takes one slice axis (--axes A), got {args.axes}")
+    return ThickSlice(args.thickness, axis=(args.axes or [2])[0], gap_mm=args.gap, profile=args.profile)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,10 +9,13 @@ from pathlib import Path
 
 from pipeline.cli.common import (
     add_bundle_dir_argument,
+    add_methods_argument,
     add_precision_argument,
     add_shard_argument,
+    add_split_argument,
     fail,
     finish_shard,
+    manifest_split,
     requested_shard,
 )
 from pipeline.evaluation.downstream import DOWNSTREAM_CHECKS
@@ -43,18 +46,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=protocol_name,
         help=f"degradation protocol: {', '.join(sorted(PROTOCOLS))}, or any thick-<T>mm[-gap<G>mm][-boxcar][-axis<A>]",
     )
-    parser.add_argument(
-        "--methods",
-        nargs="+",
-        help="baselines and/or bundle names/folders (default: the protocol's baselines)",
-    )
+    add_methods_argument(parser, several=True, more_help=" (default: the protocol's baselines)")
     add_bundle_dir_argument(parser)
     parser.add_argument("--output-dir", required=True, help="folder for tables, figures and the report")
-    parser.add_argument(
-        "--split",
-        default="test",
-        help="manifest split to evaluate (default test: scans never used to choose anything; 'all' for every row)",
-    )
+    add_split_argument(parser)
     parser.add_argument("--data-root", help="folder that the manifest's relative paths resolve against")
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda:0...")
     add_precision_argument(parser)
@@ -120,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as err:
         return fail(str(err))
     methods = [resolve_bundle_name(m, args.bundle_dir) for m in methods]
+    split = manifest_split(args.split, args.manifest)
     with cohort_run(requested) as sharding:
         try:
             result = evaluate_cohort(
@@ -127,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
                 protocol.name,
                 methods,
                 args.output_dir,
-                split=None if args.split == "all" else args.split,
+                split=None if split == "all" else split,
                 data_root=args.data_root,
                 device=args.device,
                 precision=args.precision,

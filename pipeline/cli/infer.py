@@ -15,9 +15,11 @@ import pandas as pd
 from pipeline.cli.common import (
     add_bundle_dir_argument,
     add_input_arguments,
+    add_methods_argument,
     add_precision_argument,
     add_zoom_argument,
     fail,
+    read_cohort_manifest,
     run_single_or_cohort,
 )
 from pipeline.evaluation.tissue import TISSUE_ORDER, TISSUES
@@ -32,7 +34,7 @@ from pipeline.inference import (
     super_resolve_file,
 )
 from pipeline.io import atomic_write_text, error_message, read_json
-from pipeline.manifests import read_manifest, scan_id
+from pipeline.manifests import scan_id
 from pipeline.training.adaptation import (
     AdaptationBudget,
     AdaptedSR,
@@ -134,11 +136,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "manifest) also <stem>_uncertainty.nii.gz, <stem>_qc.png and, for a manifest, qc_report.csv.",
     )
     add_input_arguments(parser, default_column="lr")
-    parser.add_argument(
-        "--method",
+    add_methods_argument(
+        parser,
+        several=False,
         required=True,
-        help=f"a baseline {BASELINE_NAMES}, a bundle name ({', '.join(available_bundles()) or 'none installed'}) "
-        "or a bundle folder",
+        more_help=f": a baseline {BASELINE_NAMES}, a bundle name ({', '.join(available_bundles()) or 'none installed'})"
+        " or a bundle folder",
     )
     add_bundle_dir_argument(parser)
     add_run_arguments(parser)
@@ -190,7 +193,7 @@ def _acquisition_overrides(args: argparse.Namespace) -> dict[str, object]:
 
 def _manifest_outputs(args: argparse.Namespace, suffix: str) -> list[tuple[str, Path]]:
     """``(scan_id, output path)`` of every row of a manifest run, in manifest order."""
-    table = read_manifest(args.manifest, data_root=args.data_root, split=args.split, require=(args.column,))
+    table = read_cohort_manifest(args, require=(args.column,))
     out_dir = Path(args.output_dir).expanduser()
     return [(scan_id(row), out_dir / f"{scan_id(row)}_{suffix}.nii.gz") for _, row in table.iterrows()]
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.cli.common import fail, run_single_or_cohort
+from pipeline.cli.common import add_split_argument, fail, read_cohort_manifest, run_single_or_cohort
 from pipeline.io import error_message
-from pipeline.manifests import read_manifest, scan_id
+from pipeline.manifests import scan_id
 
 __all__ = ["add_parser"]
 
@@ -27,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--manifest", required=True, help="CSV manifest with hr, mask (and labels) columns")
     parser.add_argument("--output-dir", required=True, help="folder for the derived scans and manifest.csv")
     parser.add_argument("--contrast", required=True, choices=DERIVED_CONTRASTS, help="the derived contrast")
-    parser.add_argument("--split", choices=("train", "val", "test"), help="only the manifest rows of this split")
+    add_split_argument(parser)
     parser.add_argument("--data-root", help="folder that the manifest's relative paths resolve against")
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the random draws (label contrasts, bias fields; default 0)"
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     status = run_single_or_cohort(args, job, suffix=args.contrast, description=f"synth-contrast ({args.contrast})")
     try:
-        table = read_manifest(args.manifest, data_root=args.data_root, split=args.split, require=(args.column,))
+        table = read_cohort_manifest(args, require=(args.column,))
         out_dir = Path(args.output_dir).expanduser()
         outputs = {scan_id(row): out_dir / f"{scan_id(row)}_{args.contrast}.nii.gz" for _, row in table.iterrows()}
         written = derived_manifest(table, outputs, args.contrast, out_dir / "manifest.csv")

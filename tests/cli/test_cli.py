@@ -37,7 +37,7 @@ def test_degrade_then_infer_reads_zoom_from_sidecar(nifti_file: Path, tmp_path: 
     [
         (["--model", "kspace", "--zoom", "2", "2", "--axes", "0", "1", "--grid", "hr"], (24, 28, 20)),
         (["--model", "blur", "--zoom", "2", "--noise", "rician"], (12, 14, 20)),
-        (["--model", "thick-slice", "--thickness", "6", "--gap", "3", "--axis", "2"], (24, 28, 6)),
+        (["--model", "thick-slice", "--thickness", "6", "--gap", "3", "--axes", "2"], (24, 28, 6)),
     ],
 )
 def test_degrade_models(nifti_file: Path, tmp_path: Path, model_args: list[str], shape: tuple[int, ...]) -> None:
