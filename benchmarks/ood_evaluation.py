@@ -38,6 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.acceleration.precision import machine_description
 from pipeline.evaluation import evaluate_cohort
 from pipeline.manifests import read_manifest
 from pipeline.synthesis import derived_manifest, synthesize_contrast_file
@@ -166,7 +167,8 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
     header = (
         f"## Out-of-distribution evaluation: `{args.bundle}`, protocol `{args.protocol}`, noise {args.noise:g} %\n\n"
-        f"Measured {datetime.date.today().isoformat()} at commit {commit.stdout.strip() or '?'}; PSNR in the brain"
+        f"Measured {datetime.date.today().isoformat()} at commit {commit.stdout.strip() or '?'} on a"
+        f" {machine_description()}; PSNR in the brain"
         " mask, data range = HR max - min in the mask. Command: `python benchmarks/ood_evaluation.py"
         f" --bundle {args.bundle} --protocol {args.protocol}`."
     )

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 __all__ = [
+    "machine_description",
     "PRECISIONS",
     "BF16_MIN_SPEEDUP",
     "autocast_dtype",
@@ -62,6 +63,13 @@ def cpu_bf16_capability() -> str:
     if getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)():
         return "avx512_bf16"
     return "none"
+
+
+def machine_description() -> str:
+    """This machine in words for measured tables: cores, CPU model, bf16 support, GPU, e.g.
+    ``"2-core Intel(R) Xeon(R) Processor (bf16: amx), no GPU"``."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count()}-core {_cpu_model()} (bf16: {cpu_bf16_capability()}), {gpu}"
 
 
 def _cpu_model() -> str:

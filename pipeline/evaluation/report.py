@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from pipeline.acceleration.precision import machine_description
 from pipeline.evaluation.metrics import SSIM_KERNEL_SIGMA, SSIM_KERNEL_SIZE
 from pipeline.evaluation.structures import NAMED_STRUCTURES, STRUCTURE_MARGIN_VOXELS
 from pipeline.evaluation.summary import REFERENCE_METHOD, downstream_markdown, summary_markdown
@@ -65,7 +66,8 @@ def render_report(
     lines = [
         f"# Super-resolution evaluation: `{protocol.name}`",
         "",
-        f"Generated {_dt.datetime.now().astimezone().isoformat(timespec='seconds')}.",
+        f"Generated {_dt.datetime.now().astimezone().isoformat(timespec='seconds')} on a {machine_description()}"
+        " (runtimes are this machine's).",
         "",
         "## What was evaluated",
         "",
