@@ -58,6 +58,7 @@ def test_wheel_ships_the_bundles_and_infers_from_another_folder(tmp_path: Path) 
     for bundle in shipped:
         for file in ("configs/inference.json", "configs/metadata.json", "models/model.pt", "LICENSE", "docs/README.md"):
             assert f"pipeline/bundles/{bundle}/{file}" in names
+    assert "pipeline/bundles/common/train_base.json" in names  # every bundle's train.json layers on it
     left_out = ("/eval/", "/logs/", "tensorboard", "checkpoint.pt", ".png")
     assert not [n for n in names if n.startswith("pipeline/bundles/") and any(part in n for part in left_out)]
 
@@ -75,3 +76,4 @@ def test_wheel_ships_the_bundles_and_infers_from_another_folder(tmp_path: Path) 
     assert nib.load(str(elsewhere / "sr.nii.gz")).shape == (24, 28, 6)
     listing = run([sys.executable, "-m", "pipeline", "bundles"], cwd=elsewhere, env=env).stdout
     assert f"package: {(site / 'pipeline' / 'bundles').resolve()}" in listing
+    assert "common" not in listing.split()  # the shared training base is not a bundle
