@@ -29,6 +29,7 @@ from pipeline.bids import (
     write_group_table,
 )
 from pipeline.cli.common import (
+    OVERWRITE_HELP,
     add_bundle_dir_argument,
     add_methods_argument,
     add_shard_argument,
@@ -78,7 +79,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_bundle_dir_argument(parser)
     add_run_arguments(parser)
-    parser.add_argument("--overwrite", action="store_true", help="redo outputs that are already complete")
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     add_qc_arguments(parser, default="the default")
     add_downstream_arguments(
         parser,

@@ -35,6 +35,7 @@ from pipeline.sharding import (
 __all__ = [
     "ZOOM_HELP",
     "add_bundle_dir_argument",
+    "OVERWRITE_HELP",
     "SPLITS",
     "DeprecatedAlias",
     "add_input_arguments",
@@ -69,6 +70,12 @@ def add_input_arguments(parser: argparse.ArgumentParser, *, default_column: str)
 
 
 SPLITS = ("train", "val", "test", "all")
+
+#: ``--overwrite``, one meaning in every cohort command (infer, bids, evaluate).
+OVERWRITE_HELP = (
+    "redo outputs that an earlier run with the same settings completed (by default they are reused: an "
+    "interrupted run resumes)"
+)
 
 
 def add_split_argument(parser: argparse.ArgumentParser) -> None:

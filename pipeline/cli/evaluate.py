@@ -14,6 +14,7 @@ from pipeline.cli.common import (
     add_shard_argument,
     add_split_argument,
     fail,
+    OVERWRITE_HELP,
     finish_shard,
     manifest_split,
     requested_shard,
@@ -64,7 +65,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="sharded runs: recompute shards that an earlier run completed without failures (by default reused)",
+        help=OVERWRITE_HELP,
     )
     parser.add_argument(
         "--qc",
@@ -139,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as err:
             return fail(str(err))
         if sharding.shard is None:
+            if result.reused:
+                print(f"{args.output_dir}: complete from an earlier run with the same settings; --overwrite redoes it")
             print(f"report: {args.output_dir}/report.md")
             return 0 if result.failures.empty else 1
         scans, failed = result.per_scan["scan_id"].nunique(), len(result.failures)

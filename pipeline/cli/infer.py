@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.cli.common import (
+    OVERWRITE_HELP,
     add_bundle_dir_argument,
     add_input_arguments,
     add_methods_argument,
@@ -146,7 +147,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_bundle_dir_argument(parser)
     add_run_arguments(parser)
     parser.add_argument(
-        "--overwrite", action="store_true", help="manifest mode: redo outputs that are already complete"
+        "--overwrite", action="store_true", help=OVERWRITE_HELP
     )
     add_qc_arguments(parser, default="default for a manifest")
     adapt = parser.add_argument_group("scan-specific adaptation (bundles only)")

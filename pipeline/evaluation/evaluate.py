@@ -46,7 +46,14 @@ from pipeline.evaluation.outputs import (
     write_panels,
 )
 from pipeline.evaluation.sharpness import relative_sharpness
-from pipeline.evaluation.shards import read_evaluation_shard, shard_is_reusable, write_evaluation_shard
+from pipeline.evaluation.shards import (
+    RUN_RECORD,
+    read_completed_run,
+    read_evaluation_shard,
+    shard_is_reusable,
+    write_evaluation_shard,
+    write_run_record,
+)
 from pipeline.inference import make_baseline
 from pipeline.io import check_output_folder, load_volume, save_nifti
 from pipeline.manifests import read_manifest, row_path, scan_id
@@ -397,8 +404,9 @@ def evaluate_cohort(
             ``i mod count == index``) and write its partial outputs under
             ``output_dir/shards/<k>-of-<n>/`` (:func:`~pipeline.evaluation.shards.write_evaluation_shard`);
             :func:`~pipeline.evaluation.merge_evaluation_shards` makes the run's outputs from them.
-        resume: with ``shard``, reuse a shard that completed without failures with the same
-            settings and rows instead of recomputing it.
+        resume: reuse the outputs of an earlier run (or, with ``shard``, of the shard) that completed without
+            failures with the same settings and rows instead of recomputing them (``result.reused``);
+            ``False`` recomputes (``--overwrite``).
         qc: also score the trust check of every network output (:func:`pipeline.qc.qc_measures`):
             ``data_consistency``, ``uncertainty_mean`` and ``uncertainty_error_spearman`` columns.
         downstream: downstream checks (:data:`~pipeline.evaluation.downstream.DOWNSTREAM_CHECKS`):
@@ -436,18 +444,6 @@ def evaluate_cohort(
     out.mkdir(parents=True, exist_ok=True)
     volumes_dir = out / "volumes" if save_volumes else None
     run = EvaluationRun(proto, str(manifest), split, [m.name for m in sr_methods], len(table))
-    if shard is None:
-        per_scan, failures, panel = _score_rows(
-            table, proto, sr_methods, volumes_dir, crop_to_mask, progress, qc, downstream, tissue_contrast
-        )
-        write_panels(panel, out, proto.name)
-        result = write_evaluation_outputs(out, run, per_scan, failures, panel.scan_id if panel is not None else None)
-        if volumes_dir is not None:
-            result.files["volumes"] = volumes_dir
-        return result
-
-    positions = list(shard.positions(len(table)))
-    rows = table.iloc[positions]
     settings = _settings(
         manifest,
         split,
@@ -461,6 +457,24 @@ def evaluate_cohort(
         downstream,
         tissue_contrast,
     )
+    if shard is None:
+        all_rows = [(p, str(sid)) for p, sid in enumerate(table["scan_id"])]
+        reused = read_completed_run(out, settings, all_rows) if resume else None
+        if reused is not None:
+            return reused
+        (out / RUN_RECORD).unlink(missing_ok=True)  # the outputs are being replaced: not complete until rewritten
+        per_scan, failures, panel = _score_rows(
+            table, proto, sr_methods, volumes_dir, crop_to_mask, progress, qc, downstream, tissue_contrast
+        )
+        write_panels(panel, out, proto.name)
+        result = write_evaluation_outputs(out, run, per_scan, failures, panel.scan_id if panel is not None else None)
+        if volumes_dir is not None:
+            result.files["volumes"] = volumes_dir
+        write_run_record(out, settings, all_rows, len(failures))
+        return result
+
+    positions = list(shard.positions(len(table)))
+    rows = table.iloc[positions]
     row_ids = [(p, str(sid)) for p, sid in zip(positions, rows["scan_id"])]
     if resume and shard_is_reusable(out, shard, settings, row_ids):
         return read_evaluation_shard(out, shard)

@@ -67,6 +67,8 @@ class EvaluationResult:
         failures: one row per failed scan (``method`` empty) or (scan, method).
         files: output name → path (``per_scan_metrics``, ``summary_csv``, ``summary_md``,
             ``boxplot``, ``panel``, ``report``, and ``failures`` / ``volumes`` when written).
+        reused: the outputs of an earlier run with the same settings and rows, which completed
+            without failures, were returned instead of recomputed.
     """
 
     output_dir: Path
@@ -74,6 +76,7 @@ class EvaluationResult:
     summary: pd.DataFrame
     failures: pd.DataFrame
     files: dict[str, Path] = field(default_factory=dict)
+    reused: bool = False
 
     @property
     def ok(self) -> bool:

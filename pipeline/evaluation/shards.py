@@ -13,6 +13,7 @@ with round-trip float precision, so the summary is computed from the same number
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -31,7 +32,7 @@ from pipeline.evaluation.outputs import (
     write_panels,
 )
 from pipeline.evaluation.summary import summarize
-from pipeline.io import atomic_path, atomic_write_text
+from pipeline.io import atomic_path, atomic_write_json, atomic_write_text
 from pipeline.manifests import clean_scan_id
 from pipeline.protocols import Protocol, get_protocol
 from pipeline.sharding import (
@@ -43,7 +44,18 @@ from pipeline.sharding import (
     write_shard_record,
 )
 
-__all__ = ["merge_evaluation_shards", "read_evaluation_shard", "shard_is_reusable", "write_evaluation_shard"]
+__all__ = [
+    "RUN_RECORD",
+    "merge_evaluation_shards",
+    "read_completed_run",
+    "read_evaluation_shard",
+    "shard_is_reusable",
+    "write_evaluation_shard",
+    "write_run_record",
+]
+
+RUN_RECORD = "evaluation.json"
+"""Written last by an unsharded run: its settings, rows and failure count (a rerun reuses a complete one)."""
 
 _TEXT_COLUMNS = ("scan_id", "subject_id", "method", "precision", "mask_source")
 
@@ -114,6 +126,35 @@ def shard_is_reusable(
     """True when the shard completed without failures, with these settings and rows (a resumed run skips it)."""
     record = completed_record(output_dir, shard, settings, rows)
     return record is not None and record.get("failures") == 0
+
+
+def write_run_record(
+    output_dir: str | os.PathLike, settings: dict[str, Any], rows: list[tuple[int, str]], failures: int
+) -> Path:
+    """Mark an unsharded run complete: ``evaluation.json`` after its outputs (the same fields as a shard record)."""
+    record = {"settings": settings, "rows": [[int(p), str(s)] for p, s in rows], "failures": failures}
+    return atomic_write_json(Path(output_dir) / RUN_RECORD, json.loads(json.dumps(record, default=str)))
+
+
+def read_completed_run(
+    output_dir: str | os.PathLike, settings: dict[str, Any], rows: list[tuple[int, str]]
+) -> EvaluationResult | None:
+    """The outputs of an unsharded run that completed without failures with these settings and rows, else ``None``."""
+    out = Path(output_dir)
+    try:
+        record = json.loads((out / RUN_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    same = json.loads(json.dumps({"settings": settings, "rows": [[int(p), str(s)] for p, s in rows]}, default=str))
+    if record.get("failures") != 0 or {k: record.get(k) for k in same} != same:
+        return None
+    if not (out / "per_scan_metrics.csv").is_file():
+        return None
+    per_scan, failures = _read_tables(out)
+    names = {"summary_csv": "summary.csv", "summary_md": "summary.md", "report": "report.md", "panel": "panel.png"}
+    files = {"per_scan_metrics": out / "per_scan_metrics.csv", **{k: out / v for k, v in names.items()}}
+    files = {name: path for name, path in files.items() if path.is_file()}
+    return EvaluationResult(out, per_scan, summarize(per_scan), failures, files, reused=True)
 
 
 def read_evaluation_shard(output_dir: str | os.PathLike, shard: Shard) -> EvaluationResult:

@@ -189,3 +189,20 @@ def test_thick_slice_evaluation_with_qc_and_adaptation(tmp_path: Path) -> None:
         assert -1 <= row["uncertainty_error_spearman"] <= 1
     assert (tmp_path / "out" / "volumes" / "thick_slice" / "s0_uncertainty.nii.gz").is_file()
     assert (tmp_path / "out" / "panel.png").is_file()
+
+
+def test_a_complete_run_is_reused_and_overwrite_recomputes(manifest: Path, tmp_path: Path) -> None:
+    """--overwrite means the same as in infer: an earlier run with the same settings is reused, unless asked;
+    a run with failures (the fixture's missing s3) is always redone."""
+    out = tmp_path / "eval"
+    assert not evaluate_cohort(manifest, "bicubic-x2", ["cubic"], out, progress=False).ok
+    assert not evaluate_cohort(manifest, "bicubic-x2", ["cubic"], out, progress=False).reused
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join(line for line in lines if ",s3," not in line) + "\n")
+    first = evaluate_cohort(manifest, "bicubic-x2", ["cubic", "linear"], out, progress=False)
+    assert not first.reused and (out / "evaluation.json").is_file()
+    again = evaluate_cohort(manifest, "bicubic-x2", ["cubic", "linear"], out, progress=False)
+    assert again.reused
+    pd.testing.assert_frame_equal(again.per_scan, first.per_scan, check_dtype=False)
+    assert not evaluate_cohort(manifest, "bicubic-x2", ["cubic", "nearest"], out, progress=False).reused
+    assert not evaluate_cohort(manifest, "bicubic-x2", ["cubic", "nearest"], out, progress=False, resume=False).reused
