@@ -55,6 +55,7 @@ from pipeline.evaluation.shards import (
     write_run_record,
 )
 from pipeline.inference import make_baseline
+from pipeline.inference.bundle_catalog import file_sha256
 from pipeline.io import check_output_folder, load_volume, save_nifti
 from pipeline.manifests import read_manifest, row_path, scan_id
 from pipeline.pairs import brain_mask, degraded_pair
@@ -327,6 +328,13 @@ def _score_rows(
     )
 
 
+def _bundle_identity(info: dict[str, Any]) -> dict[str, Any]:
+    """Name, version and weights checksum of a bundle: a run folder retrained in place keeps its version."""
+    weights = Path(info["path"]) / "models" / "model.pt" if info.get("path") else None
+    checksum = file_sha256(weights) if weights is not None and weights.is_file() else None
+    return {"name": info.get("name"), "version": info.get("version"), "model_sha256": checksum}
+
+
 def _settings(
     manifest: str | os.PathLike,
     split: str | None,
@@ -349,7 +357,7 @@ def _settings(
         "data_root": None if data_root is None else str(Path(data_root).expanduser().resolve()),
         "protocol": protocol.name,
         "methods": [
-            {"name": m.name, "bundle": {"name": b.get("name"), "version": b.get("version")} if b else None}
+            {"name": m.name, "bundle": _bundle_identity(b) if b else None}
             for m, b in zip(methods, bundles)
         ],
         "n_rows": n_rows,

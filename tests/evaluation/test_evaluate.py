@@ -206,3 +206,25 @@ def test_a_complete_run_is_reused_and_overwrite_recomputes(manifest: Path, tmp_p
     pd.testing.assert_frame_equal(again.per_scan, first.per_scan, check_dtype=False)
     assert not evaluate_cohort(manifest, "bicubic-x2", ["cubic", "nearest"], out, progress=False).reused
     assert not evaluate_cohort(manifest, "bicubic-x2", ["cubic", "nearest"], out, progress=False, resume=False).reused
+
+
+def test_a_bundle_retrained_in_place_is_not_reused(manifest: Path, tmp_path: Path) -> None:
+    """A run folder keeps its version while it trains: the weights' checksum decides whether a run is reused."""
+    import shutil
+
+    import torch
+
+    from tests.conftest import REPO_ROOT
+
+    bundle = tmp_path / "srcnn_run"
+    shutil.copytree(REPO_ROOT / "bundles" / "srcnn" / "configs", bundle / "configs")
+    (bundle / "models").mkdir()
+    shutil.copyfile(REPO_ROOT / "bundles" / "srcnn" / "models" / "model.pt", bundle / "models" / "model.pt")
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join(line for line in lines if ",s3," not in line) + "\n")
+    out = tmp_path / "eval"
+    assert not evaluate_cohort(manifest, "bicubic-x2", ["cubic", str(bundle)], out, progress=False).reused
+    assert evaluate_cohort(manifest, "bicubic-x2", ["cubic", str(bundle)], out, progress=False).reused
+    state = torch.load(bundle / "models" / "model.pt", weights_only=True)
+    torch.save({k: v * 1.01 for k, v in state.items()}, bundle / "models" / "model.pt")
+    assert not evaluate_cohort(manifest, "bicubic-x2", ["cubic", str(bundle)], out, progress=False).reused
