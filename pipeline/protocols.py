@@ -205,7 +205,7 @@ PROTOCOLS: dict[str, Protocol] = {
             (1.0, 2.0, 2.0),
             slice_axis=0,
             baselines=("nearest", "linear", "cubic", "kspace_zero_filled"),
-            source="seed 003 (mDCSRN)",
+            source="the mDCSRN paper",
         ),
         Protocol(
             "bicubic-x2",
@@ -213,7 +213,7 @@ PROTOCOLS: dict[str, Protocol] = {
             lambda: AntialiasedResize(2, axes=(0, 1)),
             (2.0, 2.0, 1.0),
             slice_axis=2,
-            source="seeds 001 (MRLNet), 002 (MSRN-TV), 004 (RRLSRN)",
+            source="the MRLNet, MSRN-TV and RRLSRN papers",
         ),
         Protocol(
             "bicubic-x4",
@@ -221,7 +221,7 @@ PROTOCOLS: dict[str, Protocol] = {
             lambda: AntialiasedResize(4, axes=(0, 1)),
             (4.0, 4.0, 1.0),
             slice_axis=2,
-            source="seed 004 (RRLSRN cascade)",
+            source="the RRLSRN paper (its x4 cascade)",
         ),
         Protocol(
             "blur-x2",
@@ -229,7 +229,7 @@ PROTOCOLS: dict[str, Protocol] = {
             lambda: BlurDownsample(2, axes=(0, 1)),
             (2.0, 2.0, 1.0),
             slice_axis=2,
-            source="seed 000 (MFCN)",
+            source="the MFCN paper",
         ),
         Protocol(
             "blur-x3",
@@ -237,7 +237,7 @@ PROTOCOLS: dict[str, Protocol] = {
             lambda: BlurDownsample(3, axes=(0, 1)),
             (3.0, 3.0, 1.0),
             slice_axis=2,
-            source="seed 000 (MFCN)",
+            source="the MFCN paper",
         ),
         thick_slice_protocol(4.0),
         thick_slice_protocol(5.0, gap_mm=1.0),

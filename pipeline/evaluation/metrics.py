@@ -15,7 +15,7 @@ in the HR volume's units; ``data_range`` is in those units too (see :func:`data_
   window centres (at least 5 voxels from the border).
 - NRMSE = ‖SR − HR‖₂ / ‖HR‖₂ over mask voxels (dimensionless).
 - Slice-wise versions: the same metrics per 2D slice across ``slice_axis`` (2D SSIM), averaged
-  over slices with enough brain, with the volume's data range (as mDCSRN, seed 003, reports).
+  over slices with enough brain, with the volume's data range (as the mDCSRN paper reports).
 
 Example::
 

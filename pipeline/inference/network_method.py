@@ -9,7 +9,7 @@ inferer's zoom detection.
 
 Patch borders: a convolution sees zero padding at a patch's edge where the whole volume has
 real neighbours. ``margin`` = 0 blends patches with MONAI's modes (``blend_mode``); ``margin`` > 0
-keeps only each patch's centre (:mod:`pipeline.inference.tiling`, as seed 003 does with 70³
+keeps only each patch's centre (:mod:`pipeline.inference.tiling`, as the mDCSRN paper does with 70³
 patches and a margin of 3), which equals a whole-volume pass when the network's receptive-field
 radius is at most ``margin``.
 

@@ -1,5 +1,5 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
-"""Patch inference that keeps only each patch's valid centre (seed 003: "70³ patches, margin 3").
+"""Patch inference that keeps only each patch's valid centre (the mDCSRN paper: "70³ patches, margin 3").
 
 MONAI's ``sliding_window_inference`` blends overlapping patches with weights that cannot depend
 on where a patch lies, so voxels near a patch edge (where the network saw zero padding instead

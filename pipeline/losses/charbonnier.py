@@ -1,5 +1,5 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
-"""Charbonnier loss, a differentiable robust L1 (LapSRN; RRLSRN, seed 004)."""
+"""Charbonnier loss, a differentiable robust L1 (LapSRN; the RRLSRN paper)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ class CharbonnierLoss(_Loss):
     r"""Charbonnier penalty :math:`\rho(d) = \sqrt{d^2 + \epsilon^2}` of the voxel-wise difference.
 
     Lai et al., "Deep Laplacian pyramid networks for fast and accurate super-resolution", CVPR 2017;
-    Song et al., RRLSRN (seed 004), Eq. 2-4 with :math:`\epsilon = 10^{-3}`.
+    Song et al., the RRLSRN paper, Eq. 2-4 with :math:`\epsilon = 10^{-3}`.
 
     Args:
         eps: :math:`\epsilon > 0`; the loss behaves like L1 for :math:`|d| \gg \epsilon`. Defaults to 1e-3.

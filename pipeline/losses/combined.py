@@ -1,5 +1,5 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
-"""The papers' composite training objectives: L2 + alpha * TV (seed 002), Charbonnier + GDL (seed 004)."""
+"""The papers' composite training objectives: L2 + alpha * TV (MSRN-TV), Charbonnier + GDL (RRLSRN)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _check_weight(name: str, value: float) -> None:
 
 
 class L2TVLoss(_Loss):
-    r"""MSRNTV's objective :math:`L = \operatorname{MSE}(\hat y, y) + \alpha \, TV(\hat y)` (seed 002, Eqs. 17-19).
+    r"""MSRNTV's objective :math:`L = \operatorname{MSE}(\hat y, y) + \alpha \, TV(\hat y)` (MSRN-TV paper, Eqs. 17-19).
 
     :math:`TV` is :class:`pipeline.losses.TotalVariationLoss` (mean of squared forward differences, summed
     over spatial axes). The value of :math:`\alpha` cannot be read from the OCR'd paper; the default 1e-3
@@ -48,7 +48,7 @@ class L2TVLoss(_Loss):
 
 
 class CharbonnierGDLLoss(_Loss):
-    r"""RRLSRN's objective :math:`L = L_{Charbonnier} + w \, L_{gdl}` (seed 004, Eq. 6, where w = 1).
+    r"""RRLSRN's objective :math:`L = L_{Charbonnier} + w \, L_{gdl}` (the RRLSRN paper, Eq. 6, where w = 1).
 
     Args:
         eps: Charbonnier :math:`\epsilon`. Defaults to 1e-3.

@@ -1,5 +1,5 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
-"""Deep-supervision loss for multi-output networks such as MRLNet (seed 001)."""
+"""Deep-supervision loss for multi-output networks such as MRLNet."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ __all__ = ["DeepSupervisionMSELoss"]
 class DeepSupervisionMSELoss(_Loss):
     r"""Sum of half mean squared errors of a fused output and its intermediate outputs.
 
-    MRLNet (seed 001), Eqs. 5-7: :math:`L = \sum_{i=1}^{N} \tfrac12 \|y - \hat y_i\|^2 + \tfrac12 \|y - \hat y\|^2`,
+    The MRLNet paper, Eqs. 5-7: :math:`L = \sum_{i=1}^{N} \tfrac12 \|y - \hat y_i\|^2 + \tfrac12 \|y - \hat y\|^2`,
     with each squared norm taken as a mean squared error over the batch and voxels (so the loss does not
     scale with patch size):
 

@@ -41,7 +41,7 @@ class GradientDifferenceLoss(_Loss):
     r"""Gradient difference loss (GDL) over every spatial axis.
 
     Mathieu, Couprie, LeCun, "Deep multi-scale video prediction beyond mean square error", ICLR 2016;
-    RRLSRN (seed 004), Eq. 5, generalised from the two in-plane axes to all N spatial axes:
+    The RRLSRN paper, Eq. 5, generalised from the two in-plane axes to all N spatial axes:
 
     .. math::
 
@@ -83,7 +83,7 @@ class GradientDifferenceLoss(_Loss):
 
 
 class TotalVariationLoss(_Loss):
-    r"""Squared-gradient total variation of an image over every spatial axis (seed 002, Eq. 18).
+    r"""Squared-gradient total variation of an image over every spatial axis (the MSRN-TV paper, Eq. 18).
 
     .. math::
 

@@ -1,5 +1,5 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
-"""Wasserstein GAN with gradient penalty (WGAN-GP) losses for mDCSRN-GAN (seed 003)."""
+"""Wasserstein GAN with gradient penalty (WGAN-GP) losses for mDCSRN-GAN (the mDCSRN paper)."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ class WGANGPCriticLoss(_Loss):
 
 
 class WGANGPGeneratorLoss(_Loss):
-    r"""mDCSRN-GAN generator objective :math:`L_{int}(\hat y, y) + \lambda \, (-D(\hat y))` (seed 003).
+    r"""mDCSRN-GAN generator objective :math:`L_{int}(\hat y, y) + \lambda \, (-D(\hat y))` (the mDCSRN paper).
 
     Args:
         adversarial_weight: :math:`\lambda \ge 0`. Defaults to 0.1 (the paper).

@@ -1,5 +1,5 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
-"""mDCSRN: 3D multi-level densely connected super-resolution network (seed 003)."""
+"""mDCSRN: 3D multi-level densely connected super-resolution network (the mDCSRN paper)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
-"""MFCN: multi-scale fusion convolution network (seed 000)."""
+"""MFCN: multi-scale fusion convolution network (the MFCN paper)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
-"""MRLNet: multi-resolution learning network with residual units and deconvolution (seed 001)."""
+"""MRLNet: multi-resolution learning network with residual units and deconvolution (the MRLNet paper)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ __all__ = ["MRLNet"]
 class MRLNet(nn.Module):
     """Multi-resolution learning CNN: residual units in LR space, multi-resolution upsampling, learned fusion.
 
-    "A convolutional neural network with multi-resolution learning for MR image super-resolution" (seed 001):
+    "A convolutional neural network with multi-resolution learning for MR image super-resolution" (the MRLNet paper):
 
     - ``U_0 = conv3x3(x)`` (``features`` = 128 filters);
     - ``N`` = 9 residual units ``U_i = U_0 + conv(ReLU(conv(ReLU(U_{i-1}))))`` (two 3x3 convs, 128 filters);

@@ -1,5 +1,5 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
-"""MSRNTV: multi-scale residual network trained with an L2 + total-variation loss (seed 002)."""
+"""MSRNTV: multi-scale residual network trained with an L2 + total-variation loss (the MSRN-TV paper)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class MSRNTV(nn.Module):
     """Multi-scale residual SR network with global residual learning on the interpolated LR image.
 
     "MRI super-resolution reconstruction based on multi-scale residual modules and total variation
-    regularisation" (seed 002, Hans Publishers 2021, OCR'd Chinese text):
+    regularisation" (the MSRN-TV paper, Hans Publishers 2021, OCR'd Chinese text):
 
     - shallow features: ``F_1 = PReLU(conv3(x))``, ``F_0 = PReLU(conv3(F_1))`` (128 filters);
     - N multi-scale residual modules, each followed by the global skip from the shallow features:

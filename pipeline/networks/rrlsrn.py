@@ -1,5 +1,5 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
-"""RRLSRN: robust residual-learning SR network, a LapSRN-like x2 pyramid (seed 004)."""
+"""RRLSRN: robust residual-learning SR network, a LapSRN-like x2 pyramid (the RRLSRN paper)."""
 
 from __future__ import annotations
 

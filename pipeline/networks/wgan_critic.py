@@ -1,5 +1,5 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
-"""WGAN-GP critic of mDCSRN-GAN: an SRGAN-style discriminator with layer normalisation (seed 003)."""
+"""WGAN-GP critic of mDCSRN-GAN: an SRGAN-style discriminator with layer normalisation (the mDCSRN paper)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
-"""WGAN-GP training schedule of mDCSRN-GAN (seed 003) as a MONAI/ignite trainer.
+"""WGAN-GP training schedule of mDCSRN-GAN (the mDCSRN paper) as a MONAI/ignite trainer.
 
 Chen et al. (arXiv:2003.01217): the generator G is an mDCSRN initialised from a trained mDCSRN,
 the critic D is a 3D SRGAN-style discriminator with layer norm; D is pre-trained alone ("10k

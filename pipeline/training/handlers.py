@@ -10,7 +10,7 @@
 - :class:`MetricsCSVLogger` (on the trainer) writes one row per epoch: mean training loss,
   learning rate, the validation metrics of that epoch, elapsed time.
 - :class:`GradientClipping` (on a ``SupervisedTrainer``) clips the gradient norm before each
-  optimiser step (MRLNet's recipe, seed 001).
+  optimiser step (the MRLNet paper's recipe).
 - :class:`TimeBudget` (on the trainer) ends training at the first epoch end after a wall-time
   budget, once the checkpoint of that epoch is written: long runs go in slices that fit a session
   and continue with ``--resume``.

@@ -1,5 +1,5 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
-"""Blur, decimate and add noise: the observation model ``L = D S H + e`` of MFCN (seed 000).
+"""Blur, decimate and add noise: the observation model ``L = D S H + e`` of MFCN (the MFCN paper).
 
 ``H`` is the HR image, ``S`` a Gaussian PSF whose FWHM equals the LR voxel size, ``D`` the
 decimation by an integer zoom ``f`` and ``e`` optional Gaussian or Rician noise.
@@ -35,7 +35,7 @@ ROBUST_MAX_PERCENTILE = 99.5
 
 
 class BlurDownsample(Randomizable, Transform):
-    """Gaussian PSF, decimation by an integer zoom and optional noise (MFCN, seed 000).
+    """Gaussian PSF, decimation by an integer zoom and optional noise (the MFCN paper).
 
     Along each axis in ``axes`` with zoom ``f > 1`` (``n`` HR voxels → ``m = floor(n / f)``
     LR voxels) LR voxel ``j`` is

@@ -1,5 +1,5 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
-"""k-space truncation: the LR acquisition model of mDCSRN (seed 003, after Chen et al. 2018).
+"""k-space truncation: the LR acquisition model of mDCSRN (the mDCSRN paper, after Chen et al. 2018).
 
 The HR image is Fourier transformed, only the central ``1 / f`` of k-space is kept along the
 chosen (phase-encoding) axes, and the magnitude of the inverse transform is the LR image. By
@@ -164,7 +164,7 @@ def outside_energy_ratio(image: torch.Tensor, zoom: Sequence[float] | float, axe
 
 
 class KSpaceTruncation(Transform):
-    """Simulate a low-resolution acquisition by k-space truncation (mDCSRN, seed 003).
+    """Simulate a low-resolution acquisition by k-space truncation (the mDCSRN paper).
 
     ``y = | IFFT( FFT(x) · M ) |`` where ``M`` keeps the central ``floor(n / f)`` k-space
     samples along each axis in ``axes`` (the default ``zoom=(2, 2)`` along the two

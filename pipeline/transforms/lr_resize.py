@@ -1,6 +1,6 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
-"""Antialiased bicubic downsampling: the "bicubic" LR images of RRLSRN (seed 004), MRLNet
-(seed 001) and MSRNTV (seed 002).
+"""Antialiased bicubic downsampling: the "bicubic" LR images of RRLSRN (the RRLSRN paper), MRLNet
+(the MRLNet paper) and MSRNTV (the MSRN-TV paper).
 
 Plain decimation (as TorchIO's ``RandomAnisotropy`` does) aliases everything above the LR
 Nyquist frequency back into the image; here the cubic kernel is stretched by the zoom, as
