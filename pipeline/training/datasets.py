@@ -172,7 +172,7 @@ def validation_dataset(
     baseline: str = "cubic",
     max_scans: int | None = None,
     crop_to_mask: bool = True,
-    roi_size: Sequence[int] | None = None,
+    crop_size: Sequence[int] | None = None,
     cache_rate: float = 1.0,
     num_workers: int = 0,
     extra_protocols: Sequence[str] = (),
@@ -187,13 +187,13 @@ def validation_dataset(
     ``crop_to_mask`` crops HR and mask to the mask's bounding box plus ``BRAIN_CROP_MARGIN`` (8)
     voxels (a multiple of the zoom) before the LR is made: PSNR in the mask is unchanged for
     skull-stripped scans and a network runs on fewer voxels (11–19 % fewer on the MALF val scans).
-    ``roi_size`` (HR voxels, multiples of the zoom) further keeps only a central block of the brain:
+    ``crop_size`` (HR voxels, multiples of the zoom) further keeps only a central block of the brain:
     a cheaper, noisier model-selection signal for networks too slow to run on whole volumes every
     epoch (CPU training). The LR is made from the block, so the block's faces, which cut through
     tissue, act as edges: harmless for local degradations (blur, bicubic), but k-space truncation
     spreads their ringing over the whole block (measured on 64^3 blocks of MALF val scans 1003 and
     1004, ``kspace-2x2``: the zero-filled input scores 1.35 dB below cubic there, 0.34 dB above it on
-    the whole brain). Use whole volumes (``roi_size=None``) for k-space protocols.
+    the whole brain). Use whole volumes (``crop_size=None``) for k-space protocols.
 
     ``extra_protocols`` (e.g. ``["bicubic-x2+rician3"]``) adds every scan once more per protocol, its
     ``scan_id`` suffixed ``@<protocol>``: the validation metrics, means over items, then weigh clean
@@ -209,7 +209,7 @@ def validation_dataset(
         transform = Compose(
             [
                 LoadVolumed(["hr", "mask"]),
-                *brain_crops(proto.zoom, crop_to_mask, roi_size),
+                *brain_crops(proto.zoom, crop_to_mask, crop_size),
                 SynthesizeLRd(proto, "network", scale_reference="hr"),
                 BaselineSRd(proto.zoom, baseline),
             ]

@@ -29,7 +29,7 @@ BRAIN_CROP_MARGIN = 8
 def brain_crops(
     zoom: Sequence[float],
     crop_to_mask: bool,
-    roi_size: Sequence[int] | None = None,
+    crop_size: Sequence[int] | None = None,
     keys: Sequence[str] = ("hr", "mask"),
     mask_key: str = "mask",
 ) -> list[MapTransform]:
@@ -40,17 +40,17 @@ def brain_crops(
         crop_to_mask: crop to the ``mask_key`` bounding box plus :data:`BRAIN_CROP_MARGIN` voxels
             (clipped at the volume's edges, so the crop never grows the volume; rounding the size up
             to a multiple of the zoom may still pad up to zoom - 1 zero voxels).
-        roi_size: then keep a central block of this size (HR voxels, multiples of the zoom);
+        crop_size: then keep a central block of this size (HR voxels, multiples of the zoom);
             ``None`` keeps the whole box.
         keys: the volumes to crop alike.
         mask_key: the brain mask (nonzero = brain).
 
     Raises:
-        ValueError: ``roi_size`` is not a multiple of the zoom.
+        ValueError: ``crop_size`` is not a multiple of the zoom.
     """
     divisor = zoom_divisor(zoom)
-    if roi_size is not None and any(int(r) % d for r, d in zip(roi_size, divisor)):
-        raise ValueError(f"roi_size {tuple(roi_size)} must be a multiple of the zoom {tuple(divisor)}")
+    if crop_size is not None and any(int(r) % d for r, d in zip(crop_size, divisor)):
+        raise ValueError(f"crop_size {tuple(crop_size)} must be a multiple of the zoom {tuple(divisor)}")
     crops: list[MapTransform] = []
     if crop_to_mask:
         crops.append(
@@ -64,8 +64,8 @@ def brain_crops(
                 end_coord_key=None,
             )
         )
-    if roi_size is not None:
-        crops.append(CenterSpatialCropd(list(keys), roi_size))
+    if crop_size is not None:
+        crops.append(CenterSpatialCropd(list(keys), crop_size))
     return crops
 
 

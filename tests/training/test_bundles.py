@@ -348,7 +348,7 @@ def test_domain_randomised_training_layer_trains(name: str, tmp_path: Path, synt
     overrides = {
         **train_overrides(name, root, synthetic_manifest),
         "train#dataset#box": [16, 16, 8],
-        "validate#dataset#roi_size": None,
+        "validate#dataset#crop_size": None,
     }
     wf = workflow(root, ["train.json", "train_cpu.json", "train_domain.json"], "train", **overrides)
     wf.run()

@@ -34,9 +34,9 @@ def test_crop_to_mask_box_and_world_coordinates():
     np.testing.assert_allclose(world(out["hr"].affine, new), world(data["hr"].affine, old), atol=1e-6)
 
 
-def test_roi_size_and_errors():
-    out = Compose(brain_crops((2.0, 2.0, 1.0), crop_to_mask=True, roi_size=(16, 16, 9)))(_volumes())
+def test_crop_size_and_errors():
+    out = Compose(brain_crops((2.0, 2.0, 1.0), crop_to_mask=True, crop_size=(16, 16, 9)))(_volumes())
     assert tuple(out["hr"].shape[1:]) == (16, 16, 9)
     with pytest.raises(ValueError, match="multiple of the zoom"):
-        brain_crops((2.0, 2.0, 1.0), crop_to_mask=True, roi_size=(15, 16, 9))
+        brain_crops((2.0, 2.0, 1.0), crop_to_mask=True, crop_size=(15, 16, 9))
     assert zoom_divisor((2.0, 1.5, 4.0, 0.5)) == [2, 3, 4, 1]  # 1.5: 3 HR voxels span 2 LR voxels
