@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import ListedColormap
 
-from pipeline.evaluation.figures import PanelSlices, boxplot_per_method, new_figure, save_png
+from pipeline.evaluation.figures import PanelSlices, boxplot_per_method, mask_window, new_figure, save_png
 from pipeline.evaluation.tissue import TISSUES
 from pipeline.inference import BASELINE_NAMES
 
@@ -60,7 +60,7 @@ def tissue_panel_methods(panel: PanelSlices) -> list[str]:
     return shown
 
 
-def plot_tissue_panel(panel: PanelSlices, path: str | os.PathLike, title: str = "", margin: int = 4) -> Path:
+def plot_tissue_panel(panel: PanelSlices, path: str | os.PathLike, title: str = "", box_margin: int = 4) -> Path:
     """One slice's tissue labels: HR, then cubic and the best network with their disagreement with HR in red.
 
     Args:
@@ -68,13 +68,9 @@ def plot_tissue_panel(panel: PanelSlices, path: str | os.PathLike, title: str = 
             1 CSF, 2 GM, 3 WM).
         path: destination PNG.
         title: figure title.
-        margin: voxels kept around the mask's bounding box.
+        box_margin: voxels kept around the mask's bounding box (:func:`~pipeline.evaluation.figures.mask_window`).
     """
-    rows, cols = np.nonzero(panel.mask)
-    window = (
-        slice(max(rows.min() - margin, 0), rows.max() + margin + 1),
-        slice(max(cols.min() - margin, 0), cols.max() + margin + 1),
-    )
+    window = mask_window(panel.mask, box_margin)
     reference = panel.tissues["HR"][window]
     methods = tissue_panel_methods(panel)
     width = 3.2

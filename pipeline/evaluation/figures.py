@@ -27,6 +27,7 @@ __all__ = [
     "PanelSlices",
     "boxplot_per_method",
     "detail_window",
+    "mask_window",
     "new_figure",
     "plot_boxplots",
     "plot_panel",
@@ -142,26 +143,31 @@ def detail_window(hr: np.ndarray, mask: np.ndarray, size: int = 48) -> tuple[sli
     return slice(row - half, row - half + size), slice(col - half, col - half + size)
 
 
+def mask_window(mask: np.ndarray, box_margin: int) -> tuple[slice, slice]:
+    """The (rows, cols) window of a 2D slice: the mask's bounding box plus ``box_margin`` voxels, inside the slice."""
+    rows, cols = np.nonzero(mask)
+    return (
+        slice(max(rows.min() - box_margin, 0), rows.max() + box_margin + 1),
+        slice(max(cols.min() - box_margin, 0), cols.max() + box_margin + 1),
+    )
+
+
 def plot_panel(
-    panel: PanelSlices, path: str | os.PathLike, title: str = "", margin: int = 4, detail_size: int = 48
+    panel: PanelSlices, path: str | os.PathLike, title: str = "", box_margin: int = 4, detail_size: int = 48
 ) -> Path:
     """HR, LR and every SR slice on one grey scale (top row), |SR − HR| on one scale below, the methods'
     uncertainty maps on a scale of their own when the panel has them (a further row: they are much
     smaller than the errors), and the same slices magnified on a ``detail_size``-voxel square window
     (bottom row, outlined on the HR slice).
 
-    Slices are cropped to the mask's bounding box plus ``margin`` voxels. The grey scale spans
+    Slices are cropped to the mask's bounding box plus ``box_margin`` voxels (:func:`mask_window`). The grey scale spans
     the HR slice's range; the error scale spans 0 to the 99.5th percentile of the errors inside
     the mask over all methods. The detail window is :func:`detail_window` (the HR's most edged
     window inside the mask) and uses the HR window's grey range. Slices are drawn with their first
     axis left→right and their second axis bottom→top (for a RAS volume: right/anterior/superior
     towards the top-right).
     """
-    rows, cols = np.nonzero(panel.mask)
-    window = (
-        slice(max(rows.min() - margin, 0), rows.max() + margin + 1),
-        slice(max(cols.min() - margin, 0), cols.max() + margin + 1),
-    )
+    window = mask_window(panel.mask, box_margin)
     hr = panel.hr[window]
     names = list(panel.sr)
     errors = {name: np.abs(panel.sr[name] - panel.hr)[window] for name in names}
