@@ -1,6 +1,6 @@
 """Training speed of every bundle's CPU recipe: today's settings against the fast settings, in one run.
 
-For each bundle with ``configs/train_cpu.json``, its trainer (``train.json`` + ``train_cpu.json``,
+For each bundle with ``configs/train_cpu.json``, its trainer (``train.json``'s layers + ``train_cpu.json``,
 no handlers) runs ``--iterations`` iterations after ``--warmup`` ones, twice from the same seed:
 
 - today: the settings before the fast path: ``SimpleInferer`` (channels-first, float32), a plain
@@ -45,6 +45,7 @@ from pipeline.acceleration import available_cpu_cores
 from pipeline.demo import fetch_mni152
 from pipeline.inference.methods import BUNDLES_DIR
 from pipeline.manifests import read_manifest, row_path
+from pipeline.training.config_layers import config_layers
 
 
 def cohort_manifest(manifest: Path, cache: Path) -> Path:
@@ -77,7 +78,7 @@ def cohort_manifest(manifest: Path, cache: Path) -> Path:
 def build_trainer(name: str, manifest: Path, iterations: int, fast: bool, max_scans: int, precision: str | None = None):
     parser = ConfigParser()
     root = BUNDLES_DIR / name
-    parser.read_config([str(root / "configs" / "train.json"), str(root / "configs" / "train_cpu.json")])
+    parser.read_config([str(f) for f in config_layers(root, ["train.json", "train_cpu.json"])])
     parser["bundle_root"] = str(root)
     parser["dataset_manifest"] = str(manifest)
     parser["train#dataset#max_scans"] = max_scans

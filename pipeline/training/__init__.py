@@ -1,7 +1,8 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
 """Training of the SR networks as MONAI bundle workflows: datasets, engines, metrics, handlers.
 
-Bundle configs (``bundles/<name>/configs/train.json``) build everything from these components:
+Bundle configs (a bundle's ``inference.json``, the shared ``bundles/common/train_base.json`` and its
+``train.json``, merged in that order: :mod:`pipeline.training.config_layers`) build everything from these components:
 :func:`training_dataset` / :func:`validation_dataset` (patch pairs and whole validation volumes made
 on the fly from a manifest and a named degradation protocol), MONAI's ``SupervisedTrainer`` with
 :func:`prepare_sr_batch`, :class:`SRVolumeEvaluator` (full-volume validation through
