@@ -29,9 +29,9 @@ from pipeline.bids import (
     write_group_table,
 )
 from pipeline.cli.common import (
-    OVERWRITE_HELP,
     add_bundle_dir_argument,
     add_methods_argument,
+    add_overwrite_argument,
     add_shard_argument,
     fail,
     requested_shard,
@@ -79,7 +79,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_bundle_dir_argument(parser)
     add_run_arguments(parser)
-    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    add_overwrite_argument(parser)
     add_qc_arguments(parser, default="the default")
     add_downstream_arguments(
         parser,

@@ -40,6 +40,7 @@ __all__ = [
     "DeprecatedAlias",
     "add_input_arguments",
     "add_methods_argument",
+    "add_overwrite_argument",
     "add_split_argument",
     "manifest_split",
     "read_cohort_manifest",
@@ -76,6 +77,11 @@ OVERWRITE_HELP = (
     "redo outputs that an earlier run with the same settings completed (by default they are reused: an "
     "interrupted run resumes)"
 )
+
+
+def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
+    """``--overwrite`` (:data:`OVERWRITE_HELP`), the same in every cohort command."""
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
 
 def add_split_argument(parser: argparse.ArgumentParser) -> None:
@@ -134,8 +140,7 @@ def add_methods_argument(
         nargs="+" if several else None,
         metavar="METHOD",
         required=required,
-        help=("baselines and/or bundle names/folders" if several else "one baseline or bundle name/folder")
-        + more_help,
+        help=("baselines and/or bundle names/folders" if several else "one baseline or bundle name/folder") + more_help,
     )
 
 

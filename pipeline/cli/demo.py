@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from pipeline.cli.common import add_precision_argument, fail
+from pipeline.cli.common import DeprecatedAlias, add_precision_argument, fail
 from pipeline.demo import DEMO_SLAB_SLICES, MIN_SLAB_SLICES
 
 __all__ = ["add_parser"]
@@ -17,7 +16,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "demo", help="run preprocessing, LR synthesis and SR with every bundle on the MNI152 template"
     )
     parser.add_argument("--output-dir", default="demo_output", help="output folder (default demo_output)")
-    parser.add_argument("--output", dest="deprecated_output", help=argparse.SUPPRESS)  # old name; removed in 0.2
+    parser.add_argument(
+        "--output",
+        dest="output_dir",
+        action=DeprecatedAlias,
+        new="--output-dir",
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )  # the old name, removed in 0.2
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda:0...")
     add_precision_argument(parser)
     parser.add_argument(
@@ -33,9 +39,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
-    if args.deprecated_output is not None:
-        print("mrisr: --output is deprecated for demo, use --output-dir", file=sys.stderr)
-        args.output_dir = args.deprecated_output
     if args.slab < 0 or 0 < args.slab < MIN_SLAB_SLICES:
         return fail(f"--slab needs 0 (the whole template) or at least {MIN_SLAB_SLICES} slices, got {args.slab}")
     run_demo(args.output_dir, device=args.device, precision=args.precision, slab_slices=args.slab)

@@ -10,11 +10,11 @@ from pathlib import Path
 from pipeline.cli.common import (
     add_bundle_dir_argument,
     add_methods_argument,
+    add_overwrite_argument,
     add_precision_argument,
     add_shard_argument,
     add_split_argument,
     fail,
-    OVERWRITE_HELP,
     finish_shard,
     manifest_split,
     requested_shard,
@@ -62,11 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "mask for skull-stripped scans, networks run on fewer voxels",
     )
     add_shard_argument(parser)
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help=OVERWRITE_HELP,
-    )
+    add_overwrite_argument(parser)
     parser.add_argument(
         "--qc",
         action="store_true",

@@ -13,10 +13,10 @@ from typing import Any
 import pandas as pd
 
 from pipeline.cli.common import (
-    OVERWRITE_HELP,
     add_bundle_dir_argument,
     add_input_arguments,
     add_methods_argument,
+    add_overwrite_argument,
     add_precision_argument,
     add_zoom_argument,
     fail,
@@ -146,9 +146,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_bundle_dir_argument(parser)
     add_run_arguments(parser)
-    parser.add_argument(
-        "--overwrite", action="store_true", help=OVERWRITE_HELP
-    )
+    add_overwrite_argument(parser)
     add_qc_arguments(parser, default="default for a manifest")
     adapt = parser.add_argument_group("scan-specific adaptation (bundles only)")
     adapt.add_argument(
