@@ -6,7 +6,9 @@ A 2D multi-slice acquisition is sharp in-plane and blurred and sparsely sampled 
 the network then restores the planes that contain ``t``: the planes across each of the two in-plane
 axes (for axial slices, the sagittal and the coronal planes). Each plane is presented with ``t`` as
 its last axis, the orientation the network was trained in. The two orientations are averaged (as
-SMORE and ECLARE fuse their orthogonal passes), and their disagreement is the uncertainty QC reports.
+SMORE and ECLARE fuse their orthogonal passes); with ``self_ensemble`` so are the runs on the input
+flipped along ``t``, along both in-plane axes and along all three (8 members). The members' disagreement
+is the uncertainty QC reports.
 
 The output grid (:func:`isotropic_zoom`) keeps the in-plane grid and splits every slice into
 ``k = round(S / d)`` voxels (``S`` the slice spacing, ``d`` the finest in-plane spacing), so it is
@@ -36,6 +38,7 @@ __all__ = [
     "isotropic_zoom",
     "simulate_thick_slices",
     "thick_axis",
+    "through_plane_flips",
 ]
 
 ANISOTROPY_RATIO = 1.5
@@ -77,6 +80,20 @@ def isotropic_zoom(spacing: Sequence[float]) -> list[float]:
     zoom = [1.0, 1.0, 1.0]
     zoom[axis] = float(max(1, int(np.floor(float(spacing[axis]) / in_plane + 0.5))))
     return zoom
+
+
+def through_plane_flips(thick: int) -> list[tuple[str, tuple[int, ...]]]:
+    """The flips that keep a through-plane problem what it was: ``(name, spatial axes flipped)``.
+
+    Along the slice axis ``thick``, along both in-plane axes, and along all three. A flip along one
+    in-plane axis alone only reorders the planes of one orientation, which the network sees one by one.
+    """
+    in_plane = [a for a in range(3) if a != thick]
+    return [
+        (f"flip{thick}", (thick,)),
+        (f"flip{in_plane[0]}{in_plane[1]}", tuple(in_plane)),
+        ("flip012", (0, 1, 2)),
+    ]
 
 
 def input_acquisition(
@@ -159,16 +176,20 @@ class ThroughPlaneSR(NetworkSR):
             restored plane of the same size.
         orientations: "both" (default: average the two), or "first"/"second" (only the planes across
             the first/second in-plane axis, e.g. for timing).
+        self_ensemble: also run on the input flipped as :func:`through_plane_flips` says and flip each
+            output back (a geometric self-ensemble, as EDSR+): 4x the network runs, every member averaged.
         kwargs: as :class:`~pipeline.inference.NetworkSR` (``upsampling`` defaults to "cubic";
             ``spatial_dims`` is 2).
 
     ``method(lr, zoom)`` needs exactly one axis with zoom > 1 (the thick axis);
     :meth:`zoom_for_input` gives the default zoom from the input's voxel spacing. After a call,
-    ``last_members`` holds the two orientations' outputs (input units), whose standard deviation is
-    the uncertainty map.
+    ``last_members`` holds the outputs that were averaged (input units): per run (the input as given,
+    then each flip with ``self_ensemble``) one per orientation. Their spread is the uncertainty map.
     """
 
-    def __init__(self, network: torch.nn.Module, *, orientations: str = "both", **kwargs: Any) -> None:
+    def __init__(
+        self, network: torch.nn.Module, *, orientations: str = "both", self_ensemble: bool = False, **kwargs: Any
+    ) -> None:
         if orientations not in ("both", "first", "second"):
             raise ValueError(f"orientations must be 'both', 'first' or 'second', got {orientations!r}")
         kwargs.setdefault("upsampling", "cubic")
@@ -176,6 +197,7 @@ class ThroughPlaneSR(NetworkSR):
             raise ValueError("ThroughPlaneSR runs a 2D network (spatial_dims=2)")
         super().__init__(network, spatial_dims=2, **kwargs)
         self.orientations = orientations
+        self.self_ensemble = self_ensemble
 
     @staticmethod
     def zoom_for_input(spacing: Sequence[float]) -> list[float]:
@@ -200,4 +222,9 @@ class ThroughPlaneSR(NetworkSR):
         thick = upsampled[0]
         in_plane = [a for a in range(3) if a != thick]
         chosen = {"both": in_plane, "first": in_plane[:1], "second": in_plane[1:]}[self.orientations]
-        return [self._run_planes(volume, across, thick) for across in chosen]
+        members = [self._run_planes(volume, across, thick) for across in chosen]
+        for _, axes in through_plane_flips(thick) if self.self_ensemble else []:
+            dims = [a + 1 for a in axes]  # (1, X, Y, Z): spatial axis a is tensor dim a + 1
+            flipped = volume.flip(dims)
+            members.extend(self._run_planes(flipped, across, thick).flip(dims) for across in chosen)
+        return members

@@ -4,6 +4,7 @@
 - Through-plane SR (:class:`~pipeline.inference.ThroughPlaneSR`) predicts once per orientation of the
   planes that contain the slice axis. It runs again on the input flipped along the slice axis, along
   both in-plane axes, and along all three; the two orientations of each run are members (8 in all).
+  A method with ``self_ensemble`` already averaged those 8 into its output: its own members are used.
 - Other networks run again on the input flipped along each upsampled axis, and transposed in-plane
   (a 90° rotation and a flip) when the two upsampled axes have the same zoom.
 
@@ -23,6 +24,8 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 from scipy.ndimage import gaussian_filter
+
+from pipeline.inference.through_plane import through_plane_flips
 
 __all__ = ["POOLING_SIGMA_VOXELS", "augmentations", "tta_members", "uncertainty_map"]
 
@@ -49,17 +52,9 @@ def augmentations(zoom: Sequence[float], through_plane: bool = False) -> list[Au
     Otherwise: flips along every upsampled axis; with exactly two upsampled axes of equal zoom, also
     their transposition (which with the flips spans the in-plane 90° rotations).
     """
-    axes = [a for a, z in enumerate(zoom) if abs(z - 1.0) > 1e-6]
     if through_plane:
-        if len(axes) != 1:
-            raise ValueError(f"through-plane augmentations need exactly one zoomed axis, got zoom {tuple(zoom)}")
-        thick = axes[0]
-        in_plane = [a for a in range(3) if a != thick]
-        return [
-            _flip(f"flip{thick}", [thick]),
-            _flip(f"flip{in_plane[0]}{in_plane[1]}", in_plane),
-            _flip("flip012", [0, 1, 2]),
-        ]
+        return [_flip(name, flipped) for name, flipped in through_plane_flips(_zoomed_axis(zoom))]
+    axes = [a for a, z in enumerate(zoom) if abs(z - 1.0) > 1e-6]
     out = [_flip(f"flip{a}", [a]) for a in axes]
     if len(axes) == 2 and abs(zoom[axes[0]] - zoom[axes[1]]) < 1e-6:
         a, b = axes
@@ -73,8 +68,8 @@ def tta_members(method: Any, lr: MetaTensor, zoom: Sequence[float], sr: MetaTens
     Args:
         method: the method that made ``sr`` from ``lr`` (a method whose ``last_members`` has two or more
             entries is taken as through-plane: its members are kept and rerun under
-            :func:`augmentations` ``(through_plane=True)``; an :class:`~pipeline.inference.AdaptedSR`
-            reruns the copy it adapted, ``last_adapted``).
+            :func:`augmentations` ``(through_plane=True)``, unless its ``self_ensemble`` already ran
+            them; an :class:`~pipeline.inference.AdaptedSR` reruns the copy it adapted, ``last_adapted``).
         lr: the input (1, X, Y, Z); zoom: its zoom; sr: the method's output for it.
 
     Returns:
@@ -82,6 +77,11 @@ def tta_members(method: Any, lr: MetaTensor, zoom: Sequence[float], sr: MetaTens
     """
     own = [m.float() for m in (getattr(method, "last_members", None) or [])]
     through_plane = len(own) >= 2
+    if through_plane and getattr(method, "self_ensemble", False):
+        flips = ", ".join(name for name, _ in through_plane_flips(_zoomed_axis(zoom)))
+        orientations = len(own) // 4
+        how = f"{orientations} orientations of the planes containing the slice axis x (identity, {flips})"
+        return own, f"{how}: the output's own self-ensemble ({len(own)} members)"
     runner = getattr(method, "last_adapted", None) or method  # an adapted method reruns its adapted copy
     members = list(own) if through_plane else [sr.as_tensor().float()]
     names = []
@@ -102,6 +102,14 @@ def tta_members(method: Any, lr: MetaTensor, zoom: Sequence[float], sr: MetaTens
         return members, f"{first} only (no augmentation keeps this zoom)"
     per_run = f", each orientation per run ({len(members)} members)" if through_plane else ""
     return members, f"{first} x (identity, {', '.join(names)}){per_run}"
+
+
+def _zoomed_axis(zoom: Sequence[float]) -> int:
+    """The one axis a through-plane zoom upsamples."""
+    axes = [a for a, z in enumerate(zoom) if abs(z - 1.0) > 1e-6]
+    if len(axes) != 1:
+        raise ValueError(f"through-plane augmentations need exactly one zoomed axis, got zoom {tuple(zoom)}")
+    return axes[0]
 
 
 def uncertainty_map(members: Sequence[torch.Tensor], sigma: float = POOLING_SIGMA_VOXELS) -> torch.Tensor:

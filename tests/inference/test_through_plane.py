@@ -96,3 +96,22 @@ def test_input_acquisition_defaults_to_contiguous_gaussian_slices() -> None:
     assert input_acquisition(lr, 2, gap_mm=1.5).thickness_mm == 4.5
     with pytest.raises(ValueError, match="at most the slice spacing"):
         input_acquisition(lr, 2, thickness_mm=7.0)
+
+
+def test_self_ensemble_averages_the_runs_on_flipped_inputs_mapped_back() -> None:
+    torch.manual_seed(0)
+    network = torch.nn.Conv2d(1, 1, 3, padding=1)  # not flip-equivariant: the members differ
+    plain = ThroughPlaneSR(network, device="cpu", precision="fp32", fast=False)
+    ensemble = ThroughPlaneSR(network, device="cpu", precision="fp32", fast=False, self_ensemble=True)
+    lr = MetaTensor(
+        torch.from_numpy(blob_volume((8, 10, 5)))[None], affine=torch.as_tensor(np.diag([1.0, 1.0, 4.0, 1.0]))
+    )
+    zoom = [1.0, 1.0, 4.0]
+    sr = ensemble(lr, zoom)
+    assert len(ensemble.last_members) == 8
+    expected = []
+    for dims in [(), (3,), (1, 2), (1, 2, 3)]:  # identity, then through_plane_flips(2) as tensor dims
+        flipped = MetaTensor(lr.as_tensor().flip(dims), affine=lr.affine)
+        expected.append(plain(flipped, zoom).as_tensor().flip(dims))
+    torch.testing.assert_close(sr.as_tensor(), torch.stack(expected).mean(0), atol=1e-3, rtol=1e-3)
+    assert not torch.allclose(expected[0], expected[1], atol=1e-3)

@@ -71,6 +71,7 @@ def test_uncertainty_map_pools_the_variance_locally() -> None:
 
 def test_through_plane_members_are_mapped_back(tmp_path: Path) -> None:
     method = load_bundle_method(untrained_thick_slice_bundle(tmp_path / "b"), device="cpu", precision="fp32")
+    method.self_ensemble = False  # QC reruns the flips itself
     lr = get_protocol("thick-4mm").degrade(hr_volume((20, 22, 24)))
     sr = method(lr, [1.0, 1.0, 4.0])
     members, how = tta_members(method, lr, [1.0, 1.0, 4.0], sr)
@@ -101,7 +102,7 @@ def test_qc_files_and_sidecar(tmp_path: Path) -> None:
     assert (tmp_path / "sr_uncertainty.nii.gz").is_file() and (tmp_path / "sr_qc.png").is_file()
     assert nib.load(str(tmp_path / "sr_uncertainty.nii.gz")).shape == (24, 26, 24)
     assert record["forward_model"]["model"] == "thick_slice" and "BrainMask" in record["mask"]
-    assert record["augmentation"].startswith("2 orientations")
+    assert record["augmentation"].startswith("2 orientations") and "self-ensemble (8 members)" in record["augmentation"]
     assert 0 <= record["data_consistency"] < 0.2 and record["in_range"] == (not record["flags"])
 
 
@@ -153,3 +154,18 @@ def test_limits_from_a_validation_run_go_into_the_bundle_and_are_used(tmp_path: 
     method = load_bundle_method(bundle, device="cpu", precision="fp32")
     assert qc_limits(method) == {"data_consistency": 0.03, "uncertainty_relative": 0.003}
     assert qc_limits(make_baseline("cubic"))["data_consistency"] == qc_check.DATA_CONSISTENCY_LIMIT
+
+
+def test_a_self_ensembled_output_brings_its_own_members(tmp_path: Path) -> None:
+    method = load_bundle_method(untrained_thick_slice_bundle(tmp_path / "b"), device="cpu", precision="fp32")
+    method.self_ensemble = True
+    lr = get_protocol("thick-4mm").degrade(hr_volume((20, 22, 24)))
+    sr = method(lr, [1.0, 1.0, 4.0])
+    own = list(method.last_members)
+    calls = []
+    run_planes = method._run_planes
+    method._run_planes = lambda *args: calls.append(args) or run_planes(*args)
+    members, how = tta_members(method, lr, [1.0, 1.0, 4.0], sr)
+    assert not calls and len(members) == 8 and "self-ensemble" in how and "flip012" in how
+    assert all(torch.equal(a, b) for a, b in zip(members, own))
+    torch.testing.assert_close(torch.stack(members).mean(0), sr.as_tensor())
