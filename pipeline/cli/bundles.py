@@ -1,5 +1,6 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
-"""``mrisr bundles``: list the installed bundles; ``mrisr bundles export RUN --to BUNDLE``: ship a run's weights."""
+"""``mrisr bundles``: list the installed bundles; ``export RUN --to BUNDLE``: ship a run's weights;
+``average RUN --epochs A B --to NEW_RUN``: average a run's epochs' weights into a new run folder."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ __all__ = ["add_parser"]
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bundles",
-        help="list the installed bundles (or 'bundles export': ship a training run's weights)",
+        help="list the installed bundles ('bundles export': ship a training run's weights; 'bundles average': "
+        "average a run's epochs)",
         description="Lists every bundle a --method name resolves to: name, version, the protocol it was trained "
         "for, its PSNR gain over cubic B-spline on the test split (metadata eval_metrics), the SHA-256 of "
         "models/model.pt (first 12 hex digits; '!' when it differs from the model_sha256 its metadata records) "
@@ -41,6 +43,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--to", required=True, dest="bundle", help="bundle folder to update, e.g. bundles/srcnn")
     export.add_argument("--message", help="the changelog line (default: names the run folder and the date)")
     export.set_defaults(func=export_run)
+    average = actions.add_parser(
+        "average",
+        help="average a training run's epochs' weights into a new run folder",
+        description="Writes the uniform average of RUN/models/epochs/epoch_FIRST..LAST.pt (kept when the run's "
+        "config sets keep_epoch_weights) as OUT/models/model.pt, with a copy of RUN's configs and a run.json "
+        "naming RUN and the epochs. Score it with 'mrisr evaluate --split val --methods OUT', ship it with "
+        "'mrisr bundles export OUT --to BUNDLE'. OUT must not exist.",
+    )
+    average.add_argument("run", help="run folder of 'mrisr train' with models/epochs/")
+    average.add_argument("--epochs", nargs=2, type=int, required=True, metavar=("FIRST", "LAST"))
+    average.add_argument("--to", required=True, dest="out", help="the new run folder")
+    average.set_defaults(func=average_epochs)
 
 
 def _gain(value: float | None) -> str:
@@ -91,4 +105,16 @@ def export_run(args: argparse.Namespace) -> int:
         f"{result.model_sha256[:SHORT_SHA256]} from {args.run}; its eval_metrics still describe the previous "
         "weights: re-run mrisr evaluate and update them"
     )
+    return 0
+
+
+def average_epochs(args: argparse.Namespace) -> int:
+    from pipeline.training.averaging import average_run
+
+    first, last = args.epochs
+    try:
+        out = average_run(args.run, first, last, args.out)
+    except (OSError, ValueError) as err:
+        return fail(error_message(err))
+    print(f"{out}/models/model.pt: the average of epochs {first}-{last} of {args.run}")
     return 0

@@ -20,6 +20,7 @@ from pipeline.training.fast import FastTrainingInferer, to_channels_last
 from pipeline.training.gan import WGANGPTrainer
 from pipeline.training.handlers import (
     BestModelSaver,
+    EpochWeightsSaver,
     GradientClipping,
     MetricsCSVLogger,
     ResumableCheckpoint,
@@ -50,6 +51,7 @@ __all__ = [
     "calibrate_norm_statistics",
     "FastTrainingInferer",
     "BestModelSaver",
+    "EpochWeightsSaver",
     "GradientClipping",
     "LoadVolumed",
     "MaskedPSNR",

@@ -40,6 +40,7 @@ from pipeline.io import atomic_path
 
 __all__ = [
     "BestModelSaver",
+    "EpochWeightsSaver",
     "GradientClipping",
     "MetricsCSVLogger",
     "ResumableCheckpoint",
@@ -113,6 +114,32 @@ class BestModelSaver:
 
     def load_state_dict(self, state: Mapping[str, float]) -> None:
         self.best_metric, self.best_epoch = float(state["best_metric"]), int(state["best_epoch"])
+
+
+class EpochWeightsSaver:
+    """Keep the network's weights of every epoch, ``<folder>/epoch_NNN.pt``, for weight averaging.
+
+    Args:
+        folder: where the files go (``models/epochs`` of the run).
+        network: the network (a DDP/DP wrapper is unwrapped).
+
+    Attach to the trainer. Each file is a plain state dict, as ``models/model.pt``;
+    :func:`~pipeline.training.export.average_epoch_weights` averages a range of them (as stochastic
+    weight averaging does), which smooths the epoch-to-epoch noise of small-batch training.
+    """
+
+    def __init__(self, folder: str | os.PathLike, network: torch.nn.Module) -> None:
+        self.folder = Path(folder)
+        self.network = network
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        if not _is_main_process():
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        _atomic_torch_save(unwrap_module(self.network).state_dict(), self.folder / f"epoch_{engine.state.epoch:03d}.pt")
 
 
 class ResumableCheckpoint:
