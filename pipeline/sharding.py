@@ -47,6 +47,7 @@ __all__ = [
     "cohort_run",
     "complete_records",
     "completed_record",
+    "matching_completion_record",
     "merge_lock",
     "parse_shard",
     "read_shard_record",
@@ -54,6 +55,7 @@ __all__ = [
     "shard_folder",
     "start_shard",
     "world_size",
+    "write_completion_record",
     "write_shard_record",
 ]
 
@@ -220,8 +222,38 @@ def write_shard_record(
             id as it appears in the shard's tables.
         extra: more JSON-serialisable fields for the merge (counts, the panel's scan...).
     """
-    record = {"shard": str(shard), "settings": dict(settings), "rows": [[int(p), str(s)] for p, s in rows], **extra}
-    return atomic_write_json(shard_folder(output_dir, shard) / RECORD_NAME, record)
+    return write_completion_record(
+        shard_folder(output_dir, shard) / RECORD_NAME, settings, rows, shard=str(shard), **extra
+    )
+
+
+def _row_ids(rows: Sequence[tuple[int, str]]) -> list[list[Any]]:
+    return [[int(p), str(s)] for p, s in rows]
+
+
+def write_completion_record(
+    path: str | os.PathLike, settings: Mapping[str, Any], rows: Sequence[tuple[int, str]], **extra: Any
+) -> Path:
+    """Mark outputs complete: write the JSON record ``path`` (``settings``, ``rows``, ``extra``) after them.
+
+    A shard's ``shard.json`` (:func:`write_shard_record`) and an unsharded evaluation's ``evaluation.json``
+    are such records; :func:`matching_completion_record` reads one back for a rerun with the same settings.
+    """
+    return atomic_write_json(path, {"settings": dict(settings), "rows": _row_ids(rows), **extra})
+
+
+def matching_completion_record(
+    path: str | os.PathLike, settings: Mapping[str, Any], rows: Sequence[tuple[int, str]]
+) -> dict[str, Any] | None:
+    """The record at ``path`` when it was written with these ``settings`` and ``rows``, else ``None``
+    (no, unreadable or different record)."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if _as_json(record.get("settings")) != _as_json(dict(settings)) or record.get("rows") != _row_ids(rows):
+        return None
+    return record
 
 
 def read_shard_record(output_dir: str | os.PathLike, shard: Shard) -> dict[str, Any] | None:
@@ -240,10 +272,7 @@ def completed_record(
     output_dir: str | os.PathLike, shard: Shard, settings: Mapping[str, Any], rows: Sequence[tuple[int, str]]
 ) -> dict[str, Any] | None:
     """The shard's record when the shard is complete with these ``settings`` and ``rows``, else ``None``."""
-    record = read_shard_record(output_dir, shard)
-    if record is None or _as_json(record["settings"]) != _as_json(dict(settings)):
-        return None
-    return record if record["rows"] == [[int(p), str(s)] for p, s in rows] else None
+    return matching_completion_record(shard_folder(output_dir, shard) / RECORD_NAME, settings, rows)
 
 
 class ShardsIncomplete(Exception):
@@ -292,4 +321,3 @@ def merge_lock(output_dir: str | os.PathLike) -> Iterator[None]:
         if fcntl is not None:
             fcntl.flock(handle, fcntl.LOCK_EX)
         yield
-

@@ -13,7 +13,6 @@ with round-trip float precision, so the summary is computed from the same number
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -32,15 +31,17 @@ from pipeline.evaluation.outputs import (
     write_panels,
 )
 from pipeline.evaluation.summary import summarize
-from pipeline.io import atomic_path, atomic_write_json, atomic_write_text
+from pipeline.io import atomic_path, atomic_write_text
 from pipeline.manifests import clean_scan_id
 from pipeline.protocols import Protocol, get_protocol
 from pipeline.sharding import (
     Shard,
     complete_records,
     completed_record,
+    matching_completion_record,
     row_positions,
     shard_folder,
+    write_completion_record,
     write_shard_record,
 )
 
@@ -132,8 +133,7 @@ def write_run_record(
     output_dir: str | os.PathLike, settings: dict[str, Any], rows: list[tuple[int, str]], failures: int
 ) -> Path:
     """Mark an unsharded run complete: ``evaluation.json`` after its outputs (the same fields as a shard record)."""
-    record = {"settings": settings, "rows": [[int(p), str(s)] for p, s in rows], "failures": failures}
-    return atomic_write_json(Path(output_dir) / RUN_RECORD, json.loads(json.dumps(record, default=str)))
+    return write_completion_record(Path(output_dir) / RUN_RECORD, settings, rows, failures=failures)
 
 
 def read_completed_run(
@@ -141,14 +141,8 @@ def read_completed_run(
 ) -> EvaluationResult | None:
     """The outputs of an unsharded run that completed without failures with these settings and rows, else ``None``."""
     out = Path(output_dir)
-    try:
-        record = json.loads((out / RUN_RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    same = json.loads(json.dumps({"settings": settings, "rows": [[int(p), str(s)] for p, s in rows]}, default=str))
-    if record.get("failures") != 0 or {k: record.get(k) for k in same} != same:
-        return None
-    if not (out / "per_scan_metrics.csv").is_file():
+    record = matching_completion_record(out / RUN_RECORD, settings, rows)
+    if record is None or record.get("failures") != 0 or not (out / "per_scan_metrics.csv").is_file():
         return None
     per_scan, failures = _read_tables(out)
     names = {"summary_csv": "summary.csv", "summary_md": "summary.md", "report": "report.md", "panel": "panel.png"}

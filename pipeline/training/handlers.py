@@ -124,7 +124,7 @@ class EpochWeightsSaver:
         network: the network (a DDP/DP wrapper is unwrapped).
 
     Attach to the trainer. Each file is a plain state dict, as ``models/model.pt``;
-    :func:`~pipeline.training.export.average_epoch_weights` averages a range of them (as stochastic
+    :func:`~pipeline.training.averaging.average_run` (``mrisr bundles average``) averages a range of them (as stochastic
     weight averaging does), which smooths the epoch-to-epoch noise of small-batch training.
     """
 
