@@ -349,6 +349,7 @@ def test_domain_randomised_training_layer_trains(name: str, tmp_path: Path, synt
         **train_overrides(name, root, synthetic_manifest),
         "train#dataset#box": [16, 16, 8],
         "validate#dataset#crop_size": None,
+        "val_interval": 1,  # a recipe may validate every few epochs; this run has one
     }
     wf = workflow(root, ["train.json", "train_cpu.json", "train_domain.json"], "train", **overrides)
     wf.run()
