@@ -32,7 +32,10 @@ import numpy as np
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import (
+    Compose,
+    Identityd,
     MapTransform,
+    OneOf,
     RandAdjustContrastd,
     RandBiasFieldd,
     RandGaussianNoise,
@@ -340,6 +343,9 @@ class DomainRecipe:
         noise: probability of LR noise (:class:`RandLRNoise`); its standard deviation is drawn in
             [0, ``noise_std``] (fractions of the LR's robust maximum), Rician or Gaussian.
         modes: the backgrounds :class:`RandBackgroundd` draws from.
+        object_prob: probability that an access goes through the object transforms at all; the other
+            accesses keep the scan's own contrast and background (LR noise is drawn either way). 1.0 (the
+            default) sends every access through them, as the recipes before this field did.
     """
 
     label_contrast: float = 0.15
@@ -357,6 +363,11 @@ class DomainRecipe:
     noise: float = 0.5
     noise_std: float = 0.04
     modes: tuple[str, ...] = field(default=BACKGROUNDS)
+    object_prob: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.object_prob <= 1.0:
+            raise ValueError(f"object_prob must be in [0, 1], got {self.object_prob}")
 
     def as_dict(self) -> dict[str, Any]:
         """The recipe as plain values (for sidecars and docs)."""
@@ -378,8 +389,9 @@ def domain_randomization(
         hr_key, lr_key, mask_key, label_key: the dictionary keys.
 
     The object transforms go before the LR synthesis (on the HR; they read the mask and, where present,
-    the label map); ``lr_noise`` after it, on the LR on its own grid (its ``noise`` attribute is the
-    array transform, for pipelines that make the LR inside another transform).
+    the label map; with ``object_prob`` < 1 they come as one MONAI ``OneOf`` of the chain and nothing);
+    ``lr_noise`` after it, on the LR on its own grid (its ``noise`` attribute is the array transform, for
+    pipelines that make the LR inside another transform).
     """
     if recipe is None:
         recipe = DomainRecipe()
@@ -396,4 +408,8 @@ def domain_randomization(
         RandScaleIntensityd(hr_key, factors=r.scale_range, prob=r.scale),
         RandStdShiftIntensityd(hr_key, factors=r.offset_range, prob=r.offset),
     ]
+    if r.object_prob < 1.0:
+        # MONAI's OneOf draws, per access, the whole chain or nothing (its Identityd).
+        chain = OneOf([Compose(object_transforms), Identityd(hr_key)], weights=[r.object_prob, 1.0 - r.object_prob])
+        object_transforms = [chain]
     return object_transforms, RandLRNoised(lr_key, prob=r.noise, max_std=r.noise_std)

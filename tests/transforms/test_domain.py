@@ -118,3 +118,18 @@ def test_recipe_from_a_config_mapping() -> None:
     assert len(object_transforms) == 8
     with pytest.raises(TypeError):
         domain_randomization({"no_such_setting": 1.0})
+
+
+def test_object_prob_leaves_a_share_of_accesses_as_scanned() -> None:
+    data = scan()
+    everything = {name: 1.0 for name in ("label_contrast", "gamma", "bias", "background")}
+    object_transforms, _ = domain_randomization({**everything, "object_prob": 0.5})
+    assert len(object_transforms) == 1  # one draw: the whole chain or nothing
+    pipeline = Compose(object_transforms)
+    pipeline.set_random_state(seed=0)
+    unchanged = [torch.equal(pipeline(dict(data))["hr"], data["hr"]) for _ in range(40)]
+    assert 10 <= sum(unchanged) <= 30
+    never, _ = domain_randomization({**everything, "object_prob": 0.0})
+    assert torch.equal(Compose(never)(dict(data))["hr"], data["hr"])
+    with pytest.raises(ValueError, match="object_prob"):
+        domain_randomization({"object_prob": 1.5})
