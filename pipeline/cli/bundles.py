@@ -1,6 +1,7 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
 """``mrisr bundles``: list the installed bundles; ``export RUN --to BUNDLE``: ship a run's weights;
-``average RUN --epochs A B --to NEW_RUN``: average a run's epochs' weights into a new run folder."""
+``average RUN --epochs A B --to NEW_RUN``: average a run's epochs' weights into a new run folder;
+``interpolate START END --weight A --to NEW_RUN``: the weights (1 - A) x START + A x END in a new run folder."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bundles",
         help="list the installed bundles ('bundles export': ship a training run's weights; 'bundles average': "
-        "average a run's epochs)",
+        "average a run's epochs; 'bundles interpolate': mix two folders' weights)",
         description="Lists every bundle a --method name resolves to: name, version, the protocol it was trained "
         "for, its PSNR gain over cubic B-spline on the test split (metadata eval_metrics), the SHA-256 of "
         "models/model.pt (first 12 hex digits; '!' when it differs from the model_sha256 its metadata records) "
@@ -55,6 +56,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     average.add_argument("--epochs", nargs=2, type=int, required=True, metavar=("FIRST", "LAST"))
     average.add_argument("--to", required=True, dest="out", help="the new run folder")
     average.set_defaults(func=average_epochs)
+    interpolate = actions.add_parser(
+        "interpolate",
+        help="mix a bundle's weights with a fine-tuning of them, (1 - A) x START + A x END, into a new run folder",
+        description="Writes (1 - A) x START/models/model.pt + A x END/models/model.pt as OUT/models/model.pt, "
+        "with a copy of END's configs and a run.json naming both folders and A (weight-space ensembling, as "
+        "WiSE-FT does; meaningful when END was fine-tuned from START, e.g. a domain-randomised run from the "
+        "shipped bundle). Score it with 'mrisr evaluate --split val --methods OUT'. OUT must not exist.",
+    )
+    interpolate.add_argument("start", help="run or bundle folder (configs/ and models/model.pt), e.g. bundles/x")
+    interpolate.add_argument("end", help="run or bundle folder of the same network, fine-tuned from START")
+    interpolate.add_argument("--weight", type=float, required=True, help="A, the share of END, in [0, 1]")
+    interpolate.add_argument("--to", required=True, dest="out", help="the new run folder")
+    interpolate.set_defaults(func=interpolate_folders)
 
 
 def _gain(value: float | None) -> str:
@@ -117,4 +131,15 @@ def average_epochs(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as err:
         return fail(error_message(err))
     print(f"{out}/models/model.pt: the average of epochs {first}-{last} of {args.run}")
+    return 0
+
+
+def interpolate_folders(args: argparse.Namespace) -> int:
+    from pipeline.training.averaging import interpolate_weights
+
+    try:
+        out = interpolate_weights(args.start, args.end, args.weight, args.out)
+    except (OSError, ValueError) as err:
+        return fail(error_message(err))
+    print(f"{out}/models/model.pt: {1 - args.weight:g} x {args.start} + {args.weight:g} x {args.end}")
     return 0

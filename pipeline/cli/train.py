@@ -28,6 +28,7 @@ from pipeline.inference.bundle_dirs import bundle_search_path, check_bundle_dir,
 from pipeline.io import error_message
 from pipeline.training.run_folders import (
     RUNS_DIR,
+    adopt_config_layers,
     display_path,
     latest_run,
     new_run_folder,
@@ -61,7 +62,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_bundle_dir_argument(parser)
     parser.add_argument(
-        "--config", nargs="*", default=[], help="extra config files in configs/ merged after train.json"
+        "--config",
+        nargs="*",
+        default=[],
+        help="extra config files merged after train.json, in order: names in the bundle's configs/ (e.g. "
+        "train_cpu.json), or paths to JSON files of your own (e.g. ./my_layer.json), which are copied into the "
+        "run folder's configs/ so the run keeps them",
     )
     parser.add_argument("--manifest", help="training manifest (default: the bundle's dataset_manifest)")
     parser.add_argument("--data-root", help="folder that the manifest's relative paths resolve against")
@@ -159,6 +165,10 @@ def run(args: argparse.Namespace) -> int:
         run_dir = prepare_run_folder(folder or new_run_folder(source.name), source)
     except OSError as err:
         return fail(f"{folder or RUNS_DIR / source.name}: cannot prepare the run folder: {error_message(err)}")
+    try:
+        layers = adopt_config_layers(run_dir, args.config)
+    except OSError as err:
+        return fail(error_message(err))
     if args.background:
         command = [a for a in sys.argv[1:] if a != "--background"]
         in_place = run_dir == source or args.run_dir is not None
@@ -178,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     initial = Path(args.init_weights).resolve() if args.init_weights else None
     try:
         record_session(run_dir, {key: value for key, value in vars(args).items() if key not in ("func", "command")})
-        train(run_dir, ["train.json", *args.config], initial_weights=initial, **overrides)
+        train(run_dir, ["train.json", *layers], initial_weights=initial, **overrides)
     except (OSError, ValueError) as err:
         return fail(str(err))
     curve = write_curve(run_dir)

@@ -3,7 +3,8 @@
 
 A run folder is a bundle folder of its own (training runs with ``bundle_root`` set to it):
 
-- ``configs/``: a copy of the source bundle's configs, made when the run starts (what the run used);
+- ``configs/``: a copy of the source bundle's configs, made when the run starts (what the run used), and
+  any extra layer given to ``mrisr train --config`` as a path;
 - ``models/checkpoint.pt`` (every epoch, for ``--resume``) and ``models/model.pt`` (best on the val split);
 - ``logs/``: ``metrics.csv``, TensorBoard events, ``train_<time>.log`` of a background run and the
   curve ``validation_gain.png``;
@@ -19,15 +20,17 @@ import json
 import os
 import shutil
 from datetime import datetime, timezone
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.io import atomic_write_json, read_json
+from pipeline.io import atomic_path, atomic_write_json, read_json
 from pipeline.training.config_layers import TRAIN_BASE, train_base_file
 
 __all__ = [
     "RUN_RECORD",
     "RUNS_DIR",
+    "adopt_config_layers",
     "display_path",
     "latest_run",
     "new_run_folder",
@@ -118,6 +121,35 @@ def prepare_run_folder(run_dir: str | os.PathLike, source: str | os.PathLike) ->
     }
     atomic_write_json(run / RUN_RECORD, record)
     return run
+
+
+def adopt_config_layers(run_dir: str | os.PathLike, layers: Sequence[str]) -> list[str]:
+    """The names under ``<run_dir>/configs/`` of ``layers``, after copying in those given as paths.
+
+    A layer that is a JSON file at the given path (e.g. ``my_layer.json`` in the working folder, an
+    experiment's one extra setting) is copied into ``configs/`` (atomically) so that the run keeps every
+    layer it was trained with and ``--resume`` finds them; if ``configs/`` already has that file, it is
+    used. Any other layer is a name under ``configs/`` (``train_cpu.json``) and is returned unchanged
+    (training names it if it is missing).
+
+    Raises:
+        FileExistsError: ``configs/`` holds a file of that name with other contents than the given one.
+    """
+    configs = Path(run_dir) / "configs"
+    names: list[str] = []
+    for layer in layers:
+        given = Path(layer).expanduser()
+        if not given.is_file():
+            names.append(layer)
+            continue
+        target = configs / given.name
+        if not target.is_file():
+            with atomic_path(target) as tmp:
+                shutil.copyfile(given, tmp)
+        elif target.read_bytes() != given.read_bytes():
+            raise FileExistsError(f"{target}: holds another {given.name} than {given}; rename one of them")
+        names.append(given.name)
+    return names
 
 
 def record_session(run_dir: str | os.PathLike, options: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ import torch
 
 from pipeline.cli.main import main
 from pipeline.training import EpochWeightsSaver
-from pipeline.training.averaging import average_run, average_state_dicts, epoch_weight_files
+from pipeline.training.averaging import average_run, average_state_dicts, epoch_weight_files, interpolate_weights
 
 
 def _run_with_epochs(root: Path, values: list[float]) -> Path:
@@ -77,3 +77,44 @@ def test_keep_epoch_weights_switches_the_saver_on(keep: bool) -> None:
     index = next(i for i, h in enumerate(parser["train#handlers"]) if h["_target_"].endswith("EpochWeightsSaver"))
     saver = parser.get_parsed_content(f"train#handlers#{index}")  # None when disabled
     assert isinstance(saver, EpochWeightsSaver) == keep
+
+
+def _folder_with_weights(root: Path, name: str, value: float, shape: tuple[int, ...] = (1, 2)) -> Path:
+    folder = root / name
+    (folder / "configs").mkdir(parents=True)
+    (folder / "configs" / "metadata.json").write_text(json.dumps({"name": name}))
+    (folder / "models").mkdir()
+    torch.save({"weight": torch.full(shape, value), "steps": torch.tensor(3)}, folder / "models" / "model.pt")
+    return folder
+
+
+def test_interpolation_mixes_two_folders_and_names_them(tmp_path: Path, capsys) -> None:
+    start = _folder_with_weights(tmp_path, "shipped", 1.0)
+    end = _folder_with_weights(tmp_path, "finetuned", 5.0)
+    out = interpolate_weights(start, end, 0.25, tmp_path / "mix")
+    weights = torch.load(out / "models" / "model.pt", weights_only=True)
+    torch.testing.assert_close(weights["weight"], torch.full((1, 2), 2.0))
+    assert int(weights["steps"]) == 3
+    record = json.loads((out / "run.json").read_text())
+    assert record["interpolated_from"]["weight"] == 0.25
+    assert json.loads((out / "configs" / "metadata.json").read_text())["name"] == "finetuned"
+    args = ["bundles", "interpolate", str(start), str(end), "--weight", "1", "--to", str(tmp_path / "end")]
+    assert main(args) == 0
+    assert "1 x" in capsys.readouterr().out
+    torch.testing.assert_close(
+        torch.load(tmp_path / "end" / "models" / "model.pt", weights_only=True)["weight"], torch.full((1, 2), 5.0)
+    )
+
+
+def test_interpolation_refuses_bad_weights_other_networks_and_existing_output(tmp_path: Path, capsys) -> None:
+    start = _folder_with_weights(tmp_path, "a", 1.0)
+    other = _folder_with_weights(tmp_path, "b", 1.0, shape=(2, 2))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        interpolate_weights(start, start, 1.5, tmp_path / "out")
+    with pytest.raises(ValueError, match="same network"):
+        interpolate_weights(start, other, 0.5, tmp_path / "out")
+    with pytest.raises(FileNotFoundError, match="models/model.pt"):
+        interpolate_weights(start, tmp_path, 0.5, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not (tmp_path / ".out.tmp").exists()
+    assert main(["bundles", "interpolate", str(start), str(start), "--weight", "0.5", "--to", str(start)]) != 0
+    assert "already exists" in capsys.readouterr().err

@@ -77,6 +77,25 @@ def test_train_by_name_writes_a_new_run_folder_never_the_bundle(
     assert snapshot(SRCNN) == before
 
 
+def test_a_config_layer_given_as_a_path_is_copied_into_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_training: list[dict], capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("layer.json").write_text(json.dumps({"train#dataset#domain#object_prob": 0.3}))
+    assert main(["train", "srcnn", "--config", "train_cpu.json", "./layer.json", "--max-epochs", "1"]) == 0
+    (run,) = (tmp_path / "runs" / "srcnn").iterdir()
+    assert fake_training[0]["configs"] == ["train.json", "train_cpu.json", "layer.json"]
+    assert json.loads((run / "configs" / "layer.json").read_text()) == {"train#dataset#domain#object_prob": 0.3}
+    assert not (SRCNN / "configs" / "layer.json").exists()
+    # resuming with the same file, or by its name in the run, is the same layer; another file of that name is not
+    assert main(["train", "srcnn", "--config", "train_cpu.json", "layer.json", "--resume"]) == 0
+    assert fake_training[1]["configs"] == ["train.json", "train_cpu.json", "layer.json"]
+    Path("layer.json").write_text(json.dumps({"train#dataset#domain#object_prob": 0.6}))
+    assert main(["train", "srcnn", "--config", "layer.json", "--resume"]) == 1
+    assert "holds another layer.json" in capsys.readouterr().err
+    assert len(fake_training) == 2
+
+
 def test_train_resume_needs_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["train", "srcnn", "--resume"]) == 1
