@@ -121,9 +121,9 @@ def qc_measures(
     limits = qc_limits(method)
     flags = []
     if consistency is not None and consistency > limits["data_consistency"]:
-        flags.append(f"data_consistency {consistency:.4f} > {limits['data_consistency']:.4f}")
+        flags.append(f"data_consistency {consistency:.5g} > {limits['data_consistency']:.5g}")
     if relative > limits["uncertainty_relative"]:
-        flags.append(f"uncertainty_relative {relative:.4f} > {limits['uncertainty_relative']:.4f}")
+        flags.append(f"uncertainty_relative {relative:.5g} > {limits['uncertainty_relative']:.5g}")
     record = {
         "data_consistency": consistency,
         "forward_model": model[1] if model is not None else None,
