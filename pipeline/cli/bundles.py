@@ -1,7 +1,8 @@
 # Copyright (c) the mrisr-pipeline contributors. Licensed under the Apache License, Version 2.0.
 """``mrisr bundles``: list the installed bundles; ``export RUN --to BUNDLE``: ship a run's weights;
 ``average RUN --epochs A B --to NEW_RUN``: average a run's epochs' weights into a new run folder;
-``interpolate START END --weight A --to NEW_RUN``: the weights (1 - A) x START + A x END in a new run folder."""
+``interpolate START END --weight A --to NEW_RUN``: the weights (1 - A) x START + A x END in a new run folder;
+``rebase FINETUNED --from ORIGINAL --onto BASE --to NEW_RUN``: BASE + (FINETUNED - ORIGINAL) in a new run folder."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bundles",
         help="list the installed bundles ('bundles export': ship a training run's weights; 'bundles average': "
-        "average a run's epochs; 'bundles interpolate': mix two folders' weights)",
+        "average a run's epochs; 'bundles interpolate': mix two folders' weights; 'bundles rebase': replay a "
+        "fine-tuning onto newer weights)",
         description="Lists every bundle a --method name resolves to: name, version, the protocol it was trained "
         "for, its PSNR gain over cubic B-spline on the test split (metadata eval_metrics), the SHA-256 of "
         "models/model.pt (first 12 hex digits; '!' when it differs from the model_sha256 its metadata records) "
@@ -69,6 +71,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     interpolate.add_argument("--weight", type=float, required=True, help="A, the share of END, in [0, 1]")
     interpolate.add_argument("--to", required=True, dest="out", help="the new run folder")
     interpolate.set_defaults(func=interpolate_folders)
+    rebase = actions.add_parser(
+        "rebase",
+        help="replay a fine-tuning onto newer weights of the same network, BASE + S x (FINETUNED - ORIGINAL)",
+        description="Writes BASE + S x (FINETUNED - ORIGINAL) (their models/model.pt, or weights files) as "
+        "OUT/models/model.pt, with a copy of FINETUNED's configs and a run.json naming the three and S (task "
+        "arithmetic: e.g. mdcsrn_gan, fine-tuned from mdcsrn 0.4.0, rebased onto mdcsrn 0.5.0; take an older "
+        "bundle version's weights with 'git show REV:bundles/NAME/models/model.pt > FILE'). Score it with "
+        "'mrisr evaluate --split val --methods OUT'. OUT must not exist.",
+    )
+    rebase.add_argument("finetuned", help="run or bundle folder fine-tuned from ORIGINAL, e.g. bundles/mdcsrn_gan")
+    rebase.add_argument(
+        "--from", required=True, dest="original", help="the weights FINETUNED started from (folder or .pt file)"
+    )
+    rebase.add_argument("--onto", required=True, dest="base", help="the newer weights (folder or .pt file)")
+    rebase.add_argument("--scale", type=float, default=1.0, help="S, the share of the fine-tuning replayed (1)")
+    rebase.add_argument("--to", required=True, dest="out", help="the new run folder")
+    rebase.set_defaults(func=rebase_folders)
 
 
 def _gain(value: float | None) -> str:
@@ -142,4 +161,15 @@ def interpolate_folders(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as err:
         return fail(error_message(err))
     print(f"{out}/models/model.pt: {1 - args.weight:g} x {args.start} + {args.weight:g} x {args.end}")
+    return 0
+
+
+def rebase_folders(args: argparse.Namespace) -> int:
+    from pipeline.training.averaging import rebase_weights
+
+    try:
+        out = rebase_weights(args.finetuned, args.original, args.base, args.out, scale=args.scale)
+    except (OSError, ValueError) as err:
+        return fail(error_message(err))
+    print(f"{out}/models/model.pt: {args.base} + {args.scale:g} x ({args.finetuned} - {args.original})")
     return 0

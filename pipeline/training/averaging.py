@@ -18,6 +18,13 @@ weight-space ensembles of WiSE-FT (Wortsman et al., CVPR 2022), between a bundle
 fine-tuning of them (for example a domain-randomised run), so that the trade between in-domain and shifted
 inputs can be chosen on ``val`` without training again. It is meaningful only when END was fine-tuned from
 START (the two then lie in one basin); between unrelated weights the mixture is not a network of either.
+
+``mrisr bundles rebase FINETUNED --from ORIGINAL --onto BASE --to NEW_RUN`` writes ``BASE + s x (FINETUNED -
+ORIGINAL)``: it replays a fine-tuning (a "task vector", Ilharco et al., ICLR 2023) onto newer weights of the
+same network, as ``git rebase`` replays commits. Example: ``mdcsrn_gan`` was fine-tuned adversarially from
+``mdcsrn`` 0.4.0; rebased onto the domain-randomised ``mdcsrn`` 0.5.0 it keeps the adversarial sharpening
+without another critic warm-up. Like the interpolation, it is meaningful only when the differences are small
+(FINETUNED and BASE both fine-tuned from ORIGINAL); score the result on ``val`` before using it.
 """
 
 from __future__ import annotations
@@ -32,7 +39,14 @@ import torch
 from pipeline.io import atomic_path, atomic_write_json
 from pipeline.training.run_folders import RUN_RECORD, display_path, read_run_record, utc_now
 
-__all__ = ["EPOCHS_DIR", "average_run", "average_state_dicts", "epoch_weight_files", "interpolate_weights"]
+__all__ = [
+    "EPOCHS_DIR",
+    "average_run",
+    "average_state_dicts",
+    "epoch_weight_files",
+    "interpolate_weights",
+    "rebase_weights",
+]
 
 EPOCHS_DIR = Path("models") / "epochs"
 """Where :class:`~pipeline.training.EpochWeightsSaver` keeps a run's per-epoch weights."""
@@ -58,11 +72,12 @@ def epoch_weight_files(run_dir: str | os.PathLike, first: int, last: int) -> lis
 def average_state_dicts(
     states: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float] | None = None
 ) -> dict[str, torch.Tensor]:
-    """The average of state dicts with the same keys (float tensors averaged in float64, cast back).
+    """The weighted average of state dicts with the same keys (float tensors in float64, cast back).
 
     Args:
         states: the state dicts.
-        weights: one weight per state, summing to 1 (``None``: uniform).
+        weights: one weight per state, summing to 1 (``None``: uniform). Negative weights give an affine
+            combination, e.g. ``[1, 1, -1]`` for ``A + B - C`` (:func:`rebase_weights`).
 
     Non-float entries (integer buffers such as batch counters) must agree and are taken from the first.
 
@@ -123,8 +138,9 @@ def interpolate_weights(
     """Write ``(1 - weight) x start + weight x end`` (their ``models/model.pt``) as a new run folder ``out_dir``.
 
     Args:
-        start_dir, end_dir: run or bundle folders (``configs/`` and ``models/model.pt``) of the same network;
-            ``end_dir`` should be a fine-tuning of ``start_dir`` (see the module docstring).
+        start_dir, end_dir: run or bundle folders (``configs/`` and ``models/model.pt``) of the same network
+            (``start_dir`` may be a weights file); ``end_dir`` should be a fine-tuning of ``start_dir`` (see
+            the module docstring).
         weight: the share of ``end_dir``, in [0, 1].
         out_dir: the new run folder; must not exist yet.
 
@@ -142,18 +158,83 @@ def interpolate_weights(
     start, end, out = Path(start_dir), Path(end_dir), Path(out_dir)
     if out.exists():
         raise FileExistsError(f"{out}: already exists; choose a new folder for the interpolated weights")
-    states = []
-    for folder in (start, end):
-        model = folder / "models" / "model.pt"
-        if not (folder / "configs").is_dir() or not model.is_file():
-            raise FileNotFoundError(f"{folder}: not a run or bundle folder (needs configs/ and models/model.pt)")
-        states.append(torch.load(model, map_location="cpu", weights_only=True))
+    states = [_weights_of(start), _weights_of(end, folder_only=True)]
     try:
         mixture = average_state_dicts(states, [1.0 - weight, weight])
     except ValueError as err:
         raise ValueError(f"{start} and {end} do not hold the same network: {err}") from err
     origin = {"interpolated_from": {"start": display_path(start), "end": display_path(end), "weight": weight}}
     return _write_weights_folder(out, end, mixture, origin)
+
+
+def rebase_weights(
+    finetuned_dir: str | os.PathLike,
+    original_dir: str | os.PathLike,
+    base_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    scale: float = 1.0,
+) -> Path:
+    """Write ``base + scale x (finetuned - original)`` (their ``models/model.pt``) as a new run folder ``out_dir``.
+
+    Args:
+        finetuned_dir: run or bundle folder whose weights were fine-tuned from ``original_dir``'s; its configs
+            go into ``out_dir`` (the result is this network, fine-tuned from ``base_dir`` by proxy).
+        original_dir: the weights ``finetuned_dir`` started from: a run or bundle folder, or a weights file
+            (e.g. an older bundle version's ``model.pt`` taken from git with ``git show``).
+        base_dir: the newer weights of the same network to replay the fine-tuning onto (folder or file).
+        out_dir: the new run folder; must not exist yet.
+        scale: ``s``, the share of the fine-tuning replayed, > 0 (1: all of it).
+
+    Returns:
+        ``out_dir``: ``finetuned_dir``'s configs, the rebased ``models/model.pt`` and a ``run.json``
+        (``finetuned_dir``'s record plus ``rebased_from``: the three folders and the scale).
+
+    Raises:
+        ValueError: ``scale`` <= 0, ``original`` and ``finetuned`` holding the same weights (nothing to
+            replay: usually the wrong version of ``original``), weights of different networks, or a
+            BatchNorm running variance that the difference would make non-positive.
+        FileNotFoundError: a folder without ``configs/`` or ``models/model.pt``.
+        FileExistsError: ``out_dir`` exists.
+    """
+    if scale <= 0.0:
+        raise ValueError(f"the scale of the replayed fine-tuning must be > 0, got {scale}")
+    finetuned, original, base, out = Path(finetuned_dir), Path(original_dir), Path(base_dir), Path(out_dir)
+    if out.exists():
+        raise FileExistsError(f"{out}: already exists; choose a new folder for the rebased weights")
+    states = [_weights_of(base), _weights_of(finetuned, folder_only=True), _weights_of(original)]
+    if list(states[1]) == list(states[2]) and all(torch.equal(states[1][k], states[2][k]) for k in states[1]):
+        raise ValueError(
+            f"{finetuned} and {original} hold the same weights: there is no fine-tuning to replay "
+            "(is ORIGINAL the version FINETUNED started from?)"
+        )
+    try:
+        rebased = average_state_dicts(states, [1.0, scale, -scale])
+    except ValueError as err:
+        raise ValueError(f"{base}, {finetuned} and {original} do not hold the same network: {err}") from err
+    for key, tensor in rebased.items():
+        if key.endswith("running_var") and not bool((tensor > 0).all()):
+            raise ValueError(f"{key}: the rebased BatchNorm running variance is not positive everywhere")
+    origin = {
+        "rebased_from": {
+            "finetuned": display_path(finetuned),
+            "original": display_path(original),
+            "base": display_path(base),
+            "scale": scale,
+        }
+    }
+    return _write_weights_folder(out, finetuned, rebased, origin)
+
+
+def _weights_of(path: Path, *, folder_only: bool = False) -> dict[str, torch.Tensor]:
+    """The state dict of a run or bundle folder's ``models/model.pt``, or of a ``.pt`` file itself (unless
+    ``folder_only``: the folder whose configs the new run folder copies)."""
+    if path.is_file() and not folder_only:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    model = path / "models" / "model.pt"
+    if not (path / "configs").is_dir() or not model.is_file():
+        what = "a run or bundle folder" if folder_only else "a weights file or a run or bundle folder"
+        raise FileNotFoundError(f"{path}: not {what} (a folder needs configs/ and models/model.pt)")
+    return torch.load(model, map_location="cpu", weights_only=True)
 
 
 def _write_weights_folder(

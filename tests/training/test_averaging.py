@@ -11,7 +11,13 @@ import torch
 
 from pipeline.cli.main import main
 from pipeline.training import EpochWeightsSaver
-from pipeline.training.averaging import average_run, average_state_dicts, epoch_weight_files, interpolate_weights
+from pipeline.training.averaging import (
+    average_run,
+    average_state_dicts,
+    epoch_weight_files,
+    interpolate_weights,
+    rebase_weights,
+)
 
 
 def _run_with_epochs(root: Path, values: list[float]) -> Path:
@@ -117,4 +123,47 @@ def test_interpolation_refuses_bad_weights_other_networks_and_existing_output(tm
         interpolate_weights(start, tmp_path, 0.5, tmp_path / "out")
     assert not (tmp_path / "out").exists() and not (tmp_path / ".out.tmp").exists()
     assert main(["bundles", "interpolate", str(start), str(start), "--weight", "0.5", "--to", str(start)]) != 0
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_rebase_replays_a_fine_tuning_onto_newer_weights(tmp_path: Path, capsys) -> None:
+    original = _folder_with_weights(tmp_path, "v1", 1.0)
+    finetuned = _folder_with_weights(tmp_path, "gan", 1.5)  # v1 + 0.5
+    base = _folder_with_weights(tmp_path, "v2", 3.0)
+    out = rebase_weights(finetuned, original, base, tmp_path / "gan_on_v2")
+    weights = torch.load(out / "models" / "model.pt", weights_only=True)
+    torch.testing.assert_close(weights["weight"], torch.full((1, 2), 3.5))
+    assert int(weights["steps"]) == 3
+    record = json.loads((out / "run.json").read_text())["rebased_from"]
+    assert record["scale"] == 1.0 and record["base"].endswith("v2") and record["original"].endswith("v1")
+    assert json.loads((out / "configs" / "metadata.json").read_text())["name"] == "gan"
+    # ORIGINAL as a weights file (an older version taken from git), half the fine-tuning replayed
+    args = ["bundles", "rebase", str(finetuned), "--from", str(original / "models" / "model.pt")]
+    assert main([*args, "--onto", str(base), "--scale", "0.5", "--to", str(tmp_path / "half")]) == 0
+    assert "0.5 x" in capsys.readouterr().out
+    half = torch.load(tmp_path / "half" / "models" / "model.pt", weights_only=True)["weight"]
+    torch.testing.assert_close(half, torch.full((1, 2), 3.25))
+
+
+def test_rebase_refuses_no_fine_tuning_other_networks_bad_variances_and_existing_output(tmp_path: Path, capsys) -> None:
+    original = _folder_with_weights(tmp_path, "v1", 1.0)
+    same = _folder_with_weights(tmp_path, "same", 1.0)
+    other = _folder_with_weights(tmp_path, "other", 1.0, shape=(2, 2))
+    finetuned = _folder_with_weights(tmp_path, "gan", 2.0)
+    with pytest.raises(ValueError, match="no fine-tuning to replay"):
+        rebase_weights(same, original, finetuned, tmp_path / "out")
+    with pytest.raises(ValueError, match="same network"):
+        rebase_weights(finetuned, original, other, tmp_path / "out")
+    with pytest.raises(ValueError, match="> 0"):
+        rebase_weights(finetuned, original, original, tmp_path / "out", scale=0.0)
+    with pytest.raises(FileNotFoundError, match="not a run or bundle folder"):
+        rebase_weights(original / "models" / "model.pt", finetuned, original, tmp_path / "out")
+    variances = {name: _folder_with_weights(tmp_path, name, value) for name, value in [("bn1", 1.0), ("bn2", 0.2)]}
+    for name, value in [("bn1", 1.0), ("bn2", 0.2)]:
+        torch.save({"bn.running_var": torch.full((2,), value)}, variances[name] / "models" / "model.pt")
+    with pytest.raises(ValueError, match="running variance"):  # 0.2 + (0.2 - 1.0) < 0
+        rebase_weights(variances["bn2"], variances["bn1"], variances["bn2"], tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not (tmp_path / ".out.tmp").exists()
+    args = ["bundles", "rebase", str(finetuned), "--from", str(original), "--onto", str(original)]
+    assert main([*args, "--to", str(original)]) != 0
     assert "already exists" in capsys.readouterr().err
