@@ -41,6 +41,7 @@ from pipeline.training.run_folders import RUN_RECORD, display_path, read_run_rec
 
 __all__ = [
     "EPOCHS_DIR",
+    "WEIGHT_ORIGIN_KEYS",
     "average_run",
     "average_state_dicts",
     "epoch_weight_files",
@@ -50,6 +51,10 @@ __all__ = [
 
 EPOCHS_DIR = Path("models") / "epochs"
 """Where :class:`~pipeline.training.EpochWeightsSaver` keeps a run's per-epoch weights."""
+
+WEIGHT_ORIGIN_KEYS = ("averaged_from", "interpolated_from", "rebased_from")
+"""The ``run.json`` entries that say how a folder's weights were derived (``mrisr bundles export`` copies
+them into the bundle's ``training_record``)."""
 
 
 def epoch_weight_files(run_dir: str | os.PathLike, first: int, last: int) -> list[Path]:

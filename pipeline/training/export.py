@@ -5,8 +5,9 @@ The run's selected weights (``models/model.pt``: best on the val split) are chec
 bundle's network, then copied over the bundle's ``models/model.pt`` atomically, and the bundle's
 ``configs/metadata.json`` is updated atomically: version patch + 1, a changelog line, ``model_sha256``
 and ``training_record`` (run folder, when it was created, when it was exported, the previous weights'
-checksum). The bundle's ``eval_metrics`` still describe the previous weights until ``mrisr evaluate``
-is run again and they are updated.
+checksum, and how the weights were derived when they were averaged, interpolated or rebased:
+:data:`~pipeline.training.averaging.WEIGHT_ORIGIN_KEYS`). The bundle's ``eval_metrics`` still describe the
+previous weights until ``mrisr evaluate`` is run again and they are updated.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from pipeline.inference.bundle_catalog import file_sha256
 from pipeline.inference.methods import load_bundle_method
 from pipeline.io import atomic_path, read_json
+from pipeline.training.averaging import WEIGHT_ORIGIN_KEYS
 from pipeline.training.run_folders import display_path, read_run_record, utc_now
 
 __all__ = ["ExportResult", "bump_patch", "export_run"]
@@ -74,7 +76,8 @@ def export_run(run_dir: str | os.PathLike, bundle: str | os.PathLike, message: s
     meta_path = target / "configs" / "metadata.json"
     meta = _read_metadata(meta_path)
     name = meta.get("name", target.name)
-    trained = read_run_record(run).get("bundle")
+    run_record = read_run_record(run)
+    trained = run_record.get("bundle")
     if trained is None and (run / "configs" / "metadata.json").is_file():
         trained = _read_metadata(run / "configs" / "metadata.json").get("name")
     if trained is not None and trained != name:
@@ -92,9 +95,10 @@ def export_run(run_dir: str | os.PathLike, bundle: str | os.PathLike, message: s
     previous = target / "models" / "model.pt"
     record = {
         "run_folder": display_path(run),
-        "run_created": read_run_record(run).get("created"),
+        "run_created": run_record.get("created"),
         "exported": exported,
         "previous_model_sha256": file_sha256(previous) if previous.is_file() else None,
+        **{key: run_record[key] for key in WEIGHT_ORIGIN_KEYS if key in run_record},
     }
     line = message or f"weights exported from training run {record['run_folder']} on {exported[:10]}"
     updated = {**meta, "version": new_version}

@@ -183,3 +183,24 @@ def test_bump_patch(version: str, bumped: str) -> None:
     assert bump_patch(version) == bumped
     with pytest.raises(ValueError, match="not MAJOR.MINOR.PATCH"):
         bump_patch("0.3")
+
+
+def test_export_records_how_rebased_weights_were_derived(tmp_path: Path, capsys) -> None:
+    """A rebased folder's ``rebased_from`` goes into the bundle's training_record (the folder may not last)."""
+    original = SRCNN / "models" / "model.pt"
+    finetuned = bundle_copy(tmp_path / "finetuned")
+    state = torch.load(original, weights_only=True)
+    torch.save(
+        {k: v + 0.01 if v.is_floating_point() else v for k, v in state.items()}, finetuned / "models" / "model.pt"
+    )
+    rebased = tmp_path / "rebased"
+    assert (
+        main(["bundles", "rebase", str(finetuned), "--from", str(original), "--onto", str(SRCNN), "--to", str(rebased)])
+        == 0
+    )
+    target = bundle_copy(tmp_path / "bundles" / "srcnn")
+    assert main(["bundles", "export", str(rebased), "--to", str(target)]) == 0
+    record = json.loads((target / "configs" / "metadata.json").read_text())["training_record"]
+    assert record["rebased_from"]["scale"] == 1.0 and record["rebased_from"]["original"].endswith("model.pt")
+    assert "averaged_from" not in record and "interpolated_from" not in record
+    capsys.readouterr()
