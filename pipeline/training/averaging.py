@@ -36,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline.inference.bundle_catalog import file_sha256
 from pipeline.io import atomic_path, atomic_write_json
 from pipeline.training.run_folders import RUN_RECORD, display_path, read_run_record, utc_now
 
@@ -192,7 +193,8 @@ def rebase_weights(
 
     Returns:
         ``out_dir``: ``finetuned_dir``'s configs, the rebased ``models/model.pt`` and a ``run.json``
-        (``finetuned_dir``'s record plus ``rebased_from``: the three folders and the scale).
+        (``finetuned_dir``'s record plus ``rebased_from``: the three paths, their weights' SHA-256 and the
+        scale).
 
     Raises:
         ValueError: ``scale`` <= 0, ``original`` and ``finetuned`` holding the same weights (nothing to
@@ -219,27 +221,32 @@ def rebase_weights(
     for key, tensor in rebased.items():
         if key.endswith("running_var") and not bool((tensor > 0).all()):
             raise ValueError(f"{key}: the rebased BatchNorm running variance is not positive everywhere")
+    sources = {"finetuned": finetuned, "original": original, "base": base}
     origin = {
         "rebased_from": {
-            "finetuned": display_path(finetuned),
-            "original": display_path(original),
-            "base": display_path(base),
+            **{role: display_path(path) for role, path in sources.items()},
+            **{f"{role}_sha256": file_sha256(_weights_file(path)) for role, path in sources.items()},
             "scale": scale,
         }
     }
     return _write_weights_folder(out, finetuned, rebased, origin)
 
 
-def _weights_of(path: Path, *, folder_only: bool = False) -> dict[str, torch.Tensor]:
-    """The state dict of a run or bundle folder's ``models/model.pt``, or of a ``.pt`` file itself (unless
+def _weights_file(path: Path, *, folder_only: bool = False) -> Path:
+    """A run or bundle folder's ``models/model.pt``, or ``path`` itself when it is a weights file (unless
     ``folder_only``: the folder whose configs the new run folder copies)."""
     if path.is_file() and not folder_only:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return path
     model = path / "models" / "model.pt"
     if not (path / "configs").is_dir() or not model.is_file():
         what = "a run or bundle folder" if folder_only else "a weights file or a run or bundle folder"
         raise FileNotFoundError(f"{path}: not {what} (a folder needs configs/ and models/model.pt)")
-    return torch.load(model, map_location="cpu", weights_only=True)
+    return model
+
+
+def _weights_of(path: Path, *, folder_only: bool = False) -> dict[str, torch.Tensor]:
+    """The state dict of :func:`_weights_file`."""
+    return torch.load(_weights_file(path, folder_only=folder_only), map_location="cpu", weights_only=True)
 
 
 def _write_weights_folder(

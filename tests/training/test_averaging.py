@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from pipeline.cli.main import main
+from pipeline.inference.bundle_catalog import file_sha256
 from pipeline.training import EpochWeightsSaver
 from pipeline.training.averaging import (
     average_run,
@@ -136,6 +137,7 @@ def test_rebase_replays_a_fine_tuning_onto_newer_weights(tmp_path: Path, capsys)
     assert int(weights["steps"]) == 3
     record = json.loads((out / "run.json").read_text())["rebased_from"]
     assert record["scale"] == 1.0 and record["base"].endswith("v2") and record["original"].endswith("v1")
+    assert record["base_sha256"] == file_sha256(base / "models" / "model.pt")
     assert json.loads((out / "configs" / "metadata.json").read_text())["name"] == "gan"
     # ORIGINAL as a weights file (an older version taken from git), half the fine-tuning replayed
     args = ["bundles", "rebase", str(finetuned), "--from", str(original / "models" / "model.pt")]
