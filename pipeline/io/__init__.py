@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pipeline.io.atomic import (
     atomic_path,
+    atomic_torch_save,
     atomic_write_json,
     atomic_write_text,
     ensure_not_input,
@@ -22,6 +23,7 @@ __all__ = [
     "InvalidVolumeError",
     "OutputPathError",
     "atomic_path",
+    "atomic_torch_save",
     "atomic_write_json",
     "atomic_write_text",
     "remove_stale_temporaries",

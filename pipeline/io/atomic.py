@@ -25,6 +25,7 @@ from pipeline.io.errors import OutputPathError
 
 __all__ = [
     "atomic_path",
+    "atomic_torch_save",
     "atomic_write_text",
     "atomic_write_json",
     "ensure_not_input",
@@ -177,3 +178,19 @@ def read_json(path: str | os.PathLike) -> Any:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically, the same bytes for the same tensors wherever it is saved.
+
+    ``torch.save`` to a path names the zip archive inside after the file, here a random temporary name, so
+    two saves of equal weights would differ byte for byte (and in SHA-256); saving through an open file
+    gives the archive torch's fixed default name.
+    """
+    import torch  # here, not at the top: the rest of pipeline.io does not need torch
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as stream:
+            torch.save(obj, stream)
+
+    return _atomic_write(path, save)

@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 from pipeline.inference.bundle_catalog import file_sha256
-from pipeline.io import atomic_path, atomic_write_json
+from pipeline.io import atomic_torch_save, atomic_write_json
 from pipeline.training.run_folders import RUN_RECORD, display_path, read_run_record, utc_now
 
 __all__ = [
@@ -258,8 +258,7 @@ def _write_weights_folder(
     shutil.rmtree(partial, ignore_errors=True)  # left by a killed earlier call
     shutil.copytree(source / "configs", partial / "configs")
     (partial / "models").mkdir()
-    with atomic_path(partial / "models" / "model.pt") as tmp:
-        torch.save(dict(state), tmp)
+    atomic_torch_save(dict(state), partial / "models" / "model.pt")
     atomic_write_json(partial / RUN_RECORD, {**read_run_record(source), "created": utc_now(), **origin})
     partial.rename(out)
     return out

@@ -36,7 +36,7 @@ from ignite.engine import Engine, Events
 from monai.engines.utils import IterationEvents
 from monai.handlers import CheckpointLoader
 
-from pipeline.io import atomic_path
+from pipeline.io import atomic_path, atomic_torch_save
 
 __all__ = [
     "BestModelSaver",
@@ -64,11 +64,6 @@ def loss_from_output(output: Mapping[str, Any] | list[Mapping[str, Any]]) -> flo
     item = output[0] if isinstance(output, list) else output
     loss = item["loss"]
     return float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
-
-
-def _atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
 
 
 def _is_main_process() -> bool:
@@ -106,7 +101,7 @@ class BestModelSaver:
             self.best_metric, self.best_epoch = value, int(engine.state.epoch)
             if not _is_main_process():
                 return
-            _atomic_torch_save(unwrap_module(self.network).state_dict(), self.save_path)
+            atomic_torch_save(unwrap_module(self.network).state_dict(), self.save_path)
             logger.info(f"{name} improved to {value:.4f} at epoch {self.best_epoch}: saved {self.save_path}")
 
     def state_dict(self) -> dict[str, float]:
@@ -139,7 +134,7 @@ class EpochWeightsSaver:
         if not _is_main_process():
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        _atomic_torch_save(unwrap_module(self.network).state_dict(), self.folder / f"epoch_{engine.state.epoch:03d}.pt")
+        atomic_torch_save(unwrap_module(self.network).state_dict(), self.folder / f"epoch_{engine.state.epoch:03d}.pt")
 
 
 class ResumableCheckpoint:
@@ -192,7 +187,7 @@ class ResumableCheckpoint:
             return
         state = {name: unwrap_module(obj).state_dict() for name, obj in self.save_dict.items()}
         state["trainer"] = engine.state_dict()
-        _atomic_torch_save(state, self.save_path)
+        atomic_torch_save(state, self.save_path)
 
 
 class MetricsCSVLogger:

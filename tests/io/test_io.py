@@ -177,3 +177,18 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path) -> None:
             tmp.write_bytes(b"partial")
             raise RuntimeError("killed while writing")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_torch_save_gives_the_same_bytes_for_the_same_tensors(tmp_path: Path) -> None:
+    """A weights file's SHA-256 (recorded in bundle metadata) depends on the tensors, not the temporary name."""
+    import torch
+
+    from pipeline.inference.bundle_catalog import file_sha256
+    from pipeline.io import atomic_torch_save
+
+    state = {"weight": torch.arange(6.0).reshape(2, 3), "steps": torch.tensor(3)}
+    atomic_torch_save(state, tmp_path / "a.pt")
+    atomic_torch_save(dict(state), tmp_path / "sub_b.pt")
+    assert file_sha256(tmp_path / "a.pt") == file_sha256(tmp_path / "sub_b.pt")
+    assert torch.equal(torch.load(tmp_path / "a.pt", weights_only=True)["weight"], state["weight"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "sub_b.pt"]
