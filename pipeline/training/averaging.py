@@ -197,8 +197,9 @@ def rebase_weights(
         scale).
 
     Raises:
-        ValueError: ``scale`` <= 0, ``original`` and ``finetuned`` holding the same weights (nothing to
-            replay: usually the wrong version of ``original``), weights of different networks, or a
+        ValueError: ``scale`` <= 0, ``original`` holding the same weights as ``finetuned`` (nothing to
+            replay) or as ``base`` (nothing to replay onto: usually the wrong version of ``original``),
+            weights of different networks, or a
             BatchNorm running variance that the difference would make non-positive.
         FileNotFoundError: a folder without ``configs/`` or ``models/model.pt``.
         FileExistsError: ``out_dir`` exists.
@@ -209,10 +210,15 @@ def rebase_weights(
     if out.exists():
         raise FileExistsError(f"{out}: already exists; choose a new folder for the rebased weights")
     states = [_weights_of(base), _weights_of(finetuned, folder_only=True), _weights_of(original)]
-    if list(states[1]) == list(states[2]) and all(torch.equal(states[1][k], states[2][k]) for k in states[1]):
+    if _same_weights(states[1], states[2]):
         raise ValueError(
             f"{finetuned} and {original} hold the same weights: there is no fine-tuning to replay "
             "(is ORIGINAL the version FINETUNED started from?)"
+        )
+    if _same_weights(states[0], states[2]):
+        raise ValueError(
+            f"{base} and {original} hold the same weights: the result would be {finetuned} itself "
+            "(is ORIGINAL an older version than BASE, e.g. taken from git rather than from the current bundle?)"
         )
     try:
         rebased = average_state_dicts(states, [1.0, scale, -scale])
@@ -230,6 +236,10 @@ def rebase_weights(
         }
     }
     return _write_weights_folder(out, finetuned, rebased, origin)
+
+
+def _same_weights(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> bool:
+    return list(a) == list(b) and all(torch.equal(a[key], b[key]) for key in a)
 
 
 def _weights_file(path: Path, *, folder_only: bool = False) -> Path:

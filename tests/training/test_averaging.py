@@ -154,6 +154,8 @@ def test_rebase_refuses_no_fine_tuning_other_networks_bad_variances_and_existing
     finetuned = _folder_with_weights(tmp_path, "gan", 2.0)
     with pytest.raises(ValueError, match="no fine-tuning to replay"):
         rebase_weights(same, original, finetuned, tmp_path / "out")
+    with pytest.raises(ValueError, match="would be .*gan itself"):  # ORIGINAL read from a bundle already at BASE
+        rebase_weights(finetuned, original, same, tmp_path / "out")
     with pytest.raises(ValueError, match="same network"):
         rebase_weights(finetuned, original, other, tmp_path / "out")
     with pytest.raises(ValueError, match="> 0"):
