@@ -188,16 +188,15 @@ def test_bump_patch(version: str, bumped: str) -> None:
 def test_export_records_how_rebased_weights_were_derived(tmp_path: Path, capsys) -> None:
     """A rebased folder's ``rebased_from`` goes into the bundle's training_record (the folder may not last)."""
     original = SRCNN / "models" / "model.pt"
-    finetuned = bundle_copy(tmp_path / "finetuned")
     state = torch.load(original, weights_only=True)
-    torch.save(
-        {k: v + 0.01 if v.is_floating_point() else v for k, v in state.items()}, finetuned / "models" / "model.pt"
-    )
+    shifted = {}
+    for name, shift in [("finetuned", 0.01), ("newer", 0.02)]:  # a fine-tuning and newer weights of the original
+        shifted[name] = bundle_copy(tmp_path / name)
+        changed = {k: v + shift if v.is_floating_point() else v for k, v in state.items()}
+        torch.save(changed, shifted[name] / "models" / "model.pt")
     rebased = tmp_path / "rebased"
-    assert (
-        main(["bundles", "rebase", str(finetuned), "--from", str(original), "--onto", str(SRCNN), "--to", str(rebased)])
-        == 0
-    )
+    args = ["bundles", "rebase", str(shifted["finetuned"]), "--from", str(original), "--onto", str(shifted["newer"])]
+    assert main([*args, "--to", str(rebased)]) == 0
     target = bundle_copy(tmp_path / "bundles" / "srcnn")
     assert main(["bundles", "export", str(rebased), "--to", str(target)]) == 0
     record = json.loads((target / "configs" / "metadata.json").read_text())["training_record"]
