@@ -133,7 +133,7 @@ def average_run(run_dir: str | os.PathLike, first: int, last: int, out_dir: str 
     if not (run / "configs").is_dir():
         raise FileNotFoundError(f"{run}: not a run folder (no configs/)")
     files = epoch_weight_files(run, first, last)
-    average = average_state_dicts([torch.load(f, map_location="cpu", weights_only=True) for f in files])
+    average = average_state_dicts([_load_weights(f) for f in files])
     origin = {"averaged_from": {"run": display_path(run), "epochs": [first, last], "files": len(files)}}
     return _write_weights_folder(out, run, average, origin)
 
@@ -164,7 +164,7 @@ def interpolate_weights(
     start, end, out = Path(start_dir), Path(end_dir), Path(out_dir)
     if out.exists():
         raise FileExistsError(f"{out}: already exists; choose a new folder for the interpolated weights")
-    states = [_weights_of(start), _weights_of(end, folder_only=True)]
+    states = [_load_weights(_weights_file(start)), _load_weights(_weights_file(end, folder_only=True))]
     try:
         mixture = average_state_dicts(states, [1.0 - weight, weight])
     except ValueError as err:
@@ -209,7 +209,12 @@ def rebase_weights(
     finetuned, original, base, out = Path(finetuned_dir), Path(original_dir), Path(base_dir), Path(out_dir)
     if out.exists():
         raise FileExistsError(f"{out}: already exists; choose a new folder for the rebased weights")
-    states = [_weights_of(base), _weights_of(finetuned, folder_only=True), _weights_of(original)]
+    files = {
+        "finetuned": _weights_file(finetuned, folder_only=True),
+        "original": _weights_file(original),
+        "base": _weights_file(base),
+    }
+    states = [_load_weights(files[role]) for role in ("base", "finetuned", "original")]
     if _same_weights(states[1], states[2]):
         raise ValueError(
             f"{finetuned} and {original} hold the same weights: there is no fine-tuning to replay "
@@ -231,7 +236,7 @@ def rebase_weights(
     origin = {
         "rebased_from": {
             **{role: display_path(path) for role, path in sources.items()},
-            **{f"{role}_sha256": file_sha256(_weights_file(path)) for role, path in sources.items()},
+            **{f"{role}_sha256": file_sha256(path) for role, path in files.items()},
             "scale": scale,
         }
     }
@@ -254,9 +259,8 @@ def _weights_file(path: Path, *, folder_only: bool = False) -> Path:
     return model
 
 
-def _weights_of(path: Path, *, folder_only: bool = False) -> dict[str, torch.Tensor]:
-    """The state dict of :func:`_weights_file`."""
-    return torch.load(_weights_file(path, folder_only=folder_only), map_location="cpu", weights_only=True)
+def _load_weights(file: Path) -> dict[str, torch.Tensor]:
+    return torch.load(file, map_location="cpu", weights_only=True)
 
 
 def _write_weights_folder(
