@@ -50,6 +50,16 @@ def test_auto_measures_once_and_caches(
     assert len(calls) == 2 and len(json.loads((tmp_path / "cpu_precision.json").read_text())) == 2
 
 
+def test_speedup_pairs_each_fp32_timing_with_the_next_bf16_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The estimate is the median of per-round ratios, so a slow round (load) moves neither side alone."""
+    times = iter([4.0, 2.0, 9.0, 3.0, 2.0, 1.0])  # rounds: 2x, 3x, 2x (the second under load)
+    monkeypatch.setattr(precision_module, "_seconds", lambda run: run() or next(times))
+    runs = []
+    speedup = precision_module._paired_speedup(lambda: runs.append("fp32"), lambda: runs.append("bf16"))
+    assert speedup == 2.0
+    assert runs == ["fp32", "bf16"] * 4  # a warm-up of each, then 3 rounds
+
+
 def test_auto_measurement_is_real(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MRISR_CACHE_DIR", str(tmp_path))
     net = torch.nn.Conv2d(1, 4, 3, padding=1).eval()
