@@ -51,7 +51,7 @@ def test_auto_measures_once_and_caches(
 
 
 def test_speedup_pairs_each_fp32_timing_with_the_next_bf16_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The estimate is the median of per-round ratios, so a slow round (load) moves neither side alone."""
+    """The estimate is the median of per-round ratios: a round under load changes its own ratio, not the median."""
     times = iter([4.0, 2.0, 9.0, 3.0, 2.0, 1.0])  # rounds: 2x, 3x, 2x (the second under load)
     monkeypatch.setattr(precision_module, "_seconds", lambda run: run() or next(times))
     runs = []
