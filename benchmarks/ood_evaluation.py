@@ -48,6 +48,7 @@ MALF_MANIFEST = ROOT / "data_manifests" / "malf_dev.csv"
 COLIN_MANIFEST = ROOT / "data_manifests" / "colin27_head.csv"
 ZERO_FILLED = "kspace_zero_filled"
 OOD_SETS = ("t2", "flair", "bias+noise", "noise", "colin27-head")
+DEFAULT_NOISE_PERCENT = 3.0
 
 
 def derived_set(contrast: str, derived_dir: Path) -> Path:
@@ -126,13 +127,27 @@ def summary_markdown(table: pd.DataFrame, baselines: list[str], header: str) -> 
     return "\n".join(lines)
 
 
+def reproducing_command(args: argparse.Namespace) -> str:
+    """The command that reproduces the figures: the options that change them, not ``--sets``/``--reuse``."""
+    words = ["python benchmarks/ood_evaluation.py", f"--bundle {args.bundle}", f"--protocol {args.protocol}"]
+    if args.noise != DEFAULT_NOISE_PERCENT:
+        words.append(f"--noise {args.noise:g}")
+    if args.precision:
+        words.append(f"--precision {args.precision}")
+    if args.label:
+        words.append(f"--label {args.label}")
+    return " ".join(words)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", required=True, help="bundle name or folder")
     parser.add_argument("--protocol", required=True, help="the bundle's protocol, e.g. bicubic-x2")
     parser.add_argument("--output-dir", required=True, type=Path)
     parser.add_argument("--label", help="method name in the tables (default: the bundle's)")
-    parser.add_argument("--noise", type=float, default=3.0, help="Rician noise, %% of the LR's robust maximum")
+    parser.add_argument(
+        "--noise", type=float, default=DEFAULT_NOISE_PERCENT, help="Rician noise, %% of the LR's robust maximum"
+    )
     parser.add_argument("--derived-dir", type=Path, default=ROOT / "results" / "derived")
     parser.add_argument("--precision", default=None)
     parser.add_argument("--sets", nargs="+", default=None, help="only these sets (default: all)")
@@ -169,8 +184,7 @@ def main() -> None:
         f"## Out-of-distribution evaluation: `{args.bundle}`, protocol `{args.protocol}`, noise {args.noise:g} %\n\n"
         f"Measured {datetime.date.today().isoformat()} at commit {commit.stdout.strip() or '?'} on a"
         f" {machine_description()}; PSNR in the brain"
-        " mask, data range = HR max - min in the mask. Command: `python benchmarks/ood_evaluation.py"
-        f" --bundle {args.bundle} --protocol {args.protocol}`."
+        f" mask, data range = HR max - min in the mask. Command: `{reproducing_command(args)}`."
     )
     args.output_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.output_dir / "ood_per_scan.csv", index=False, float_format="%.4f")
