@@ -209,34 +209,30 @@ def rebase_weights(
     finetuned, original, base, out = Path(finetuned_dir), Path(original_dir), Path(base_dir), Path(out_dir)
     if out.exists():
         raise FileExistsError(f"{out}: already exists; choose a new folder for the rebased weights")
-    files = {
-        "finetuned": _weights_file(finetuned, folder_only=True),
-        "original": _weights_file(original),
-        "base": _weights_file(base),
-    }
-    states = [_load_weights(files[role]) for role in ("base", "finetuned", "original")]
-    if _same_weights(states[1], states[2]):
+    sources = {"finetuned": finetuned, "original": original, "base": base}
+    files = {role: _weights_file(path, folder_only=role == "finetuned") for role, path in sources.items()}
+    finetuned_state, original_state, base_state = (_load_weights(file) for file in files.values())
+    if _same_weights(finetuned_state, original_state):
         raise ValueError(
             f"{finetuned} and {original} hold the same weights: there is no fine-tuning to replay "
             "(is ORIGINAL the version FINETUNED started from?)"
         )
-    if _same_weights(states[0], states[2]):
+    if _same_weights(base_state, original_state):
         raise ValueError(
             f"{base} and {original} hold the same weights: the result would be {finetuned} itself "
             "(is ORIGINAL an older version than BASE, e.g. taken from git rather than from the current bundle?)"
         )
     try:
-        rebased = average_state_dicts(states, [1.0, scale, -scale])
+        rebased = average_state_dicts([base_state, finetuned_state, original_state], [1.0, scale, -scale])
     except ValueError as err:
         raise ValueError(f"{base}, {finetuned} and {original} do not hold the same network: {err}") from err
     for key, tensor in rebased.items():
         if key.endswith("running_var") and not bool((tensor > 0).all()):
             raise ValueError(f"{key}: the rebased BatchNorm running variance is not positive everywhere")
-    sources = {"finetuned": finetuned, "original": original, "base": base}
     origin = {
         "rebased_from": {
             **{role: display_path(path) for role, path in sources.items()},
-            **{f"{role}_sha256": file_sha256(path) for role, path in files.items()},
+            **{f"{role}_sha256": file_sha256(file) for role, file in files.items()},
             "scale": scale,
         }
     }
