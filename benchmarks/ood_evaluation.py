@@ -82,8 +82,13 @@ def evaluation_sets(protocol: str, noise_percent: float, derived_dir: Path) -> d
 
 
 def gains(per_scan: pd.DataFrame, baselines: list[str]) -> pd.DataFrame:
-    """Per-scan rows of the network methods with ``gain_vs_<baseline>`` columns (dB)."""
+    """Per-scan rows of the network methods with ``gain_vs_<baseline>`` columns (dB) and the precision they ran in.
+
+    ``precision`` is what ``mrisr evaluate`` recorded for the network (``auto`` resolves per machine), so the
+    committed CSV says whether a figure came from fp32 or bf16.
+    """
     psnr = per_scan.pivot_table(index=["set", "scan_id"], columns="method", values="psnr")
+    precision = per_scan.set_index(["set", "scan_id", "method"])["precision"]
     networks = [m for m in psnr.columns if m not in baselines]
     rows = []
     for method in networks:
@@ -91,6 +96,7 @@ def gains(per_scan: pd.DataFrame, baselines: list[str]) -> pd.DataFrame:
         for baseline in baselines:
             part[f"psnr_{baseline}"] = psnr[baseline]
             part[f"gain_vs_{baseline}"] = psnr[method] - psnr[baseline]
+        part["precision"] = precision.xs(method, level="method").reindex(part.index)
         rows.append(part.reset_index())
     return pd.concat(rows, ignore_index=True)
 
