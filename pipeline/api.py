@@ -20,6 +20,7 @@ from monai.data import MetaTensor
 
 from pipeline.deprecation import renamed_to_zoom
 from pipeline.inference import load_method, super_resolve_volume
+from pipeline.qc.noise import check_input_noise
 from pipeline.io import load_volume, nifti_image, volume_from_array
 
 __all__ = ["ImageLike", "super_resolve"]
@@ -91,6 +92,10 @@ def super_resolve(
         ValueError: an unknown method, no usable zoom, or an unusable volume (naming it);
         FileNotFoundError, OSError: a path that cannot be read.
 
+    Warns:
+        UserWarning: the input looks noisy (:func:`pipeline.qc.check_input_noise`) and ``method``'s bundle was
+        trained on noise-free inputs only.
+
     Example::
 
         >>> import nibabel as nib
@@ -115,6 +120,7 @@ def super_resolve(
         raise TypeError(f"image: expected a path, a nibabel image or a MetaTensor, got {type(image).__name__}")
     if isinstance(method, str):
         method = load_method(method, device=device, precision=precision, bundles_dir=bundle_dir)
+    check_input_noise(method, lr, source or "image")
     sr, _, _ = super_resolve_volume(method, lr, source=source, zoom=zoom, target_spacing=target_spacing)
     if isinstance(image, MetaTensor):
         return sr if image.ndim == 4 else sr[0]

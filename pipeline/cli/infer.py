@@ -44,7 +44,7 @@ from pipeline.training.adaptation import (
 
 __all__ = ["InferJob", "add_downstream_arguments", "add_parser", "add_qc_arguments", "add_run_arguments"]
 
-QC_COLUMNS = ("scan_id", "data_consistency", "uncertainty_relative", "in_range", "flags")
+QC_COLUMNS = ("scan_id", "data_consistency", "uncertainty_relative", "input_noise", "in_range", "flags")
 
 
 @dataclass(frozen=True)
@@ -198,13 +198,29 @@ def _manifest_outputs(args: argparse.Namespace, suffix: str) -> list[tuple[str, 
 
 
 def write_qc_report(args: argparse.Namespace, suffix: str) -> None:
-    """``qc_report.csv`` of a manifest run from its outputs' sidecars; print the scans out of range."""
+    """``qc_report.csv`` of a manifest run from its outputs' sidecars; print the scans out of range.
+
+    A scan is out of range when its QC measures exceed the bundle's limits or when its input looked noisy to a
+    bundle trained on noise-free inputs (the sidecar's ``input_noise.warning``); ``input_noise`` is the estimate
+    (fraction of the input's robust maximum).
+    """
     out_dir = Path(args.output_dir).expanduser()
     rows = []
     for scan, output in _manifest_outputs(args, suffix):
-        record = (read_sidecar(output) or {}).get("qc")
+        sidecar = read_sidecar(output) or {}
+        record, noise = sidecar.get("qc"), sidecar.get("input_noise") or {}
         if record:
-            rows.append({"scan_id": scan, **{k: record.get(k) for k in QC_COLUMNS[1:]}})
+            flags = [*(record.get("flags") or []), *([noise["warning"]] if noise.get("warning") else [])]
+            rows.append(
+                {
+                    "scan_id": scan,
+                    "data_consistency": record.get("data_consistency"),
+                    "uncertainty_relative": record.get("uncertainty_relative"),
+                    "input_noise": noise.get("estimate"),
+                    "in_range": not flags,
+                    "flags": flags,
+                }
+            )
     if not rows:
         return
     report = pd.DataFrame(rows, columns=list(QC_COLUMNS))

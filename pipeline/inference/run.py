@@ -238,17 +238,20 @@ def super_resolve_file(
     records ``qc`` in the sidecar (:func:`pipeline.qc.quality_check`); ``acquisition_overrides``
     (``thickness_mm``, ``gap_mm``, ``profile``) tell through-plane QC how the input's slices were
     acquired. An adapted method (``--adapt``) records what its fine-tuning did under ``adaptation``.
+    A network method also records ``input_noise`` (:func:`pipeline.qc.input_noise_record`) and warns when
+    its bundle was trained on noise-free inputs and the input looks noisy.
     ``zoom`` and ``target_spacing`` are as :func:`resolve_zoom`'s; ``scale`` is a deprecated alias of
     ``zoom`` (removed in 0.2.0).
     """
     zoom = zoom if scale is None else scale
-    from pipeline.qc import qc_paths, quality_check  # imported here: pipeline.qc imports pipeline.inference
+    from pipeline.qc import check_input_noise, qc_paths, quality_check  # here: pipeline.qc imports pipeline.inference
 
     run_qc = qc and getattr(method, "network", None) is not None
     check_outputs([output_path, *(qc_paths(output_path)[:1] if run_qc else [])], [input_path])
     parameters = inference_parameters(method, input_path, zoom=zoom, target_spacing=target_spacing, qc=qc)
     lr = load_volume(input_path)
     spacing = spacing_from_affine(lr.affine)
+    input_noise = check_input_noise(method, lr, input_path)
     sr, zoom, degradation = super_resolve_volume(
         method, lr, source=input_path, zoom=zoom, target_spacing=target_spacing
     )
@@ -270,6 +273,7 @@ def super_resolve_file(
         "precision": getattr(method, "precision", None) or "fp32",
         "precision_reason": getattr(method, "precision_reason", None),
         "fast_path": bool(getattr(method, "fast", False)),
+        "input_noise": input_noise,
     }
 
     def qc_outputs() -> dict[str, Any]:
