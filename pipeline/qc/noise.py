@@ -110,9 +110,10 @@ def input_noise_record(method: Any, lr: MetaTensor) -> dict[str, Any] | None:
     if trained is False and estimate > NOISE_WARNING_LEVEL:
         warning = (
             f"estimated noise {100 * estimate:.1f} % of the input's robust maximum (warning level "
-            f"{100 * NOISE_WARNING_LEVEL:g} %): {method.name} was trained on noise-free inputs only and scored below "
-            "cubic B-spline on every input with 3 % Rician noise in its out-of-distribution evaluation; a bundle "
-            "trained with noise is safer here (README, 'Which bundle for which scans')"
+            f"{100 * NOISE_WARNING_LEVEL:g} %): {method.name} was trained on noise-free inputs only (its metadata's "
+            "trained_on_noisy_inputs), and the shipped bundles trained so scored below cubic B-spline on every input "
+            "with 3 % Rician noise (docs/ood); a bundle trained with noise is safer here (README, 'Which bundle for "
+            "which scans')"
         )
     return {
         "estimate": round(estimate, 5),
