@@ -28,6 +28,7 @@ __all__ = [
     "available_bundles",
     "bundle_info",
     "bundle_metadata",
+    "method_bundle_metadata",
     "load_weights",
     "load_bundle_method",
     "load_method",
@@ -65,6 +66,16 @@ def load_weights(
 def bundle_metadata(bundle_root: str | os.PathLike) -> dict[str, Any]:
     """The bundle's ``configs/metadata.json``."""
     return json.loads((Path(bundle_root) / "configs" / "metadata.json").read_text(encoding="utf-8"))
+
+
+def method_bundle_metadata(method: Any) -> dict[str, Any]:
+    """The ``configs/metadata.json`` of the bundle ``method`` was loaded from (an adapted method: its bundle's).
+
+    ``{}`` for a method not loaded from a bundle (a baseline). QC limits and the input-noise check read it.
+    """
+    inner = getattr(method, "method", method)
+    info = getattr(inner, "bundle_info", None) or {}
+    return bundle_metadata(info["path"]) if info.get("path") else {}
 
 
 def bundle_protocol(method: Any) -> PipelineProtocol | None:

@@ -28,7 +28,7 @@ import torch
 from monai.data import MetaTensor
 
 from pipeline.inference.baselines import make_baseline
-from pipeline.inference.methods import bundle_metadata
+from pipeline.inference.methods import method_bundle_metadata
 from pipeline.scaling import robust_intensity_scale
 from pipeline.io import save_nifti
 from pipeline.io.atomic import split_name
@@ -71,11 +71,8 @@ def qc_limits(method: Any) -> dict[str, float]:
     unexplained than a bicubic one), so one limit cannot serve every bundle.
     """
     limits = {"data_consistency": DATA_CONSISTENCY_LIMIT, "uncertainty_relative": UNCERTAINTY_LIMIT}
-    inner = getattr(method, "method", method)  # an adapted method keeps its bundle's
-    info = getattr(inner, "bundle_info", None) or {}
-    if info.get("path"):
-        own = bundle_metadata(info["path"]).get("qc_limits") or {}
-        limits.update({key: float(own[key]) for key in limits if key in own})
+    own = method_bundle_metadata(method).get("qc_limits") or {}  # an adapted method keeps its bundle's
+    limits.update({key: float(own[key]) for key in limits if key in own})
     return limits
 
 

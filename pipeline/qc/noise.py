@@ -25,7 +25,7 @@ import torch
 from monai.data import MetaTensor
 from scipy import ndimage
 
-from pipeline.inference.methods import bundle_metadata
+from pipeline.inference.methods import method_bundle_metadata
 from pipeline.qc.check import MASK_SOURCE
 from pipeline.scaling import robust_intensity_scale
 from pipeline.transforms.brain_mask import BrainMask
@@ -81,11 +81,7 @@ def estimate_noise_fraction(
 
 def _trained_on_noisy_inputs(method: Any) -> bool | None:
     """The bundle metadata's ``trained_on_noisy_inputs`` of ``method`` (``None``: not a bundle, or not recorded)."""
-    inner = getattr(method, "method", method)  # an adapted method keeps its bundle's
-    info = getattr(inner, "bundle_info", None) or {}
-    if not info.get("path"):
-        return None
-    value = bundle_metadata(info["path"]).get("trained_on_noisy_inputs")
+    value = method_bundle_metadata(method).get("trained_on_noisy_inputs")
     return None if value is None else bool(value)
 
 
